@@ -1,0 +1,40 @@
+"""skquant: clean, project, classify and quantize with scikit-learn.
+
+Public names are resolved lazily (PEP 562), so that ``import skquant`` stays
+cheap: scikit-learn is imported on first use of an estimator, and TensorFlow
+only when a Keras classifier is fitted or loaded.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    "Cleaner": "skquant.cleaning",
+    "OutlierFilter": "skquant.cleaning",
+    "ColumnProjection": "skquant.projection",
+    "KerasMLPClassifier": "skquant.neural",
+    "make_quant_pipeline": "skquant.pipeline",
+    "projection_grid": "skquant.pipeline",
+}
+
+_SUBMODULES = {"cleaning", "projection", "neural", "pipeline", "cli"}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"skquant.{name}")
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'skquant' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

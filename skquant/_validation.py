@@ -1,0 +1,87 @@
+"""Input checks shared by every skquant estimator.
+
+Each helper raises before any expensive work and says what was wrong and
+what to do about it.
+"""
+
+import numpy as np
+from sklearn.utils.validation import validate_data
+
+
+def _non_numeric_columns(X):
+    """Names of a DataFrame's columns that are not numeric, else ``[]``."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(dtypes, "items"):
+        return []
+    return [
+        str(name)
+        for name, dtype in dtypes.items()
+        if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_))
+        and str(dtype) not in ("Int64", "Float64", "boolean", "Int32", "Float32")
+    ]
+
+
+def validate_numeric(estimator, X, *, reset, allow_nan=False, advice="", **kwargs):
+    """Validate ``X`` as a 2-D float array with a clear message for text data.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        The estimator being fitted or applied; records ``n_features_in_``
+        and ``feature_names_in_`` when ``reset`` is True.
+    X : array-like of shape (n_samples, n_features)
+        Input data.
+    reset : bool
+        True in ``fit``, False in ``transform``/``predict``.
+    allow_nan : bool, default=False
+        Whether NaN and infinity may pass (the Cleaner's job is to remove them).
+    advice : str, default=""
+        What to suggest when non-finite values are found.
+    **kwargs : dict
+        Passed on to :func:`sklearn.utils.validation.validate_data`.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        The validated array, float64 or float32.
+    """
+    name = type(estimator).__name__
+    bad = _non_numeric_columns(X)
+    if bad:
+        raise ValueError(
+            f"{name} needs numeric columns, but column(s) {bad} are not numeric. "
+            "Encode them first, for example with sklearn's OneHotEncoder or "
+            "OrdinalEncoder in a ColumnTransformer, or drop them."
+        )
+    kwargs.setdefault("dtype", [np.float64, np.float32])
+    try:
+        X = validate_data(estimator, X, reset=reset, ensure_all_finite=False, **kwargs)
+    except ValueError as exc:
+        if "could not convert" in str(exc):
+            raise ValueError(
+                f"{name} needs numeric input, but X holds text ({exc}). Encode "
+                "text columns first (sklearn's OneHotEncoder or OrdinalEncoder) "
+                "or drop them."
+            ) from exc
+        raise
+    if not allow_nan:
+        check_finite(X, name, advice)
+    return X
+
+
+def check_finite(X, name, advice=""):
+    """Raise a ValueError naming how many NaN / infinite values ``X`` holds."""
+    # np.isfinite on the sum is a cheap first test; it only misses when
+    # finite values overflow, which the exact test below then settles.
+    if np.isfinite(X.sum(dtype=np.float64)):
+        return
+    finite = np.isfinite(X)
+    if finite.all():
+        return
+    n_nan = int(np.isnan(X).sum())
+    n_inf = int((~finite).sum()) - n_nan
+    raise ValueError(
+        f"Input X contains NaN ({n_nan} value(s)) or infinity ({n_inf} value(s)); "
+        f"{name} needs finite values. "
+        + (advice or "Put a skquant.Cleaner() first to impute them.")
+    )

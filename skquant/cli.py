@@ -1,0 +1,314 @@
+"""The ``skquant`` command: ``skquant demo`` and ``skquant predict``.
+
+Heavy imports (scikit-learn, TensorFlow, matplotlib) happen inside the
+commands, so that ``skquant --help`` answers at once.
+"""
+
+import argparse
+import io
+import os
+import sys
+import time
+
+from ._io import DataError, read_table
+
+
+class CommandError(Exception):
+    """A user-facing error: printed as ``skquant: error: ...``, exit code 2."""
+
+
+def _int_list(text):
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(
+        prog="skquant",
+        description="Clean, project and classify with scikit-learn and Keras.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo",
+        help="search projection family x dimension on a data set, end to end",
+        description=(
+            "Split the data (stratified), grid-search the projection family and "
+            "its dimension with cross-validation, report every candidate's CV "
+            "and test accuracy, fit time and size, save the best pipeline and a "
+            "plot. Without --data it runs on scikit-learn's bundled digits."
+        ),
+    )
+    demo.add_argument("--data", help="a .csv or .npz file (default: sklearn's digits)")
+    demo.add_argument("--label-column", help="the label column (CSV name/index, NPZ key)")
+    demo.add_argument("--kinds", default="column",
+                      help="comma-separated families or family:method (default: column)")
+    demo.add_argument("--dims", type=_int_list, default=[8, 16, 32, 64],
+                      help="comma-separated dimensions (default: 8,16,32,64)")
+    demo.add_argument("--cv", type=int, default=3, help="cross-validation folds (default: 3)")
+    demo.add_argument("--epochs", type=int, default=None,
+                      help="training epochs (default: the classifier's)")
+    demo.add_argument("--test-size", type=float, default=0.25,
+                      help="held-out share of rows (default: 0.25)")
+    demo.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
+    demo.add_argument("--output-dir", default="skquant-demo",
+                      help="where the model, table and plot go (default: ./skquant-demo)")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    predict = commands.add_parser(
+        "predict",
+        help="predict with a saved pipeline",
+        description=(
+            "Load a pipeline saved with joblib (as `skquant demo` writes) and "
+            "predict every row of a .csv or .npz file. Only load model files you "
+            "trust: joblib files can run code when loaded."
+        ),
+    )
+    predict.add_argument("model", help="a .joblib file holding a fitted pipeline")
+    predict.add_argument("data", help="a .csv or .npz file with the model's feature columns")
+    predict.add_argument("-o", "--output", help="write predictions to this CSV instead of stdout")
+    predict.add_argument("--label-column",
+                         help="a label column to ignore in the data file, if it has one")
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``skquant`` command."""
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            return run_demo(args)
+        return run_predict(args)
+    except (CommandError, DataError) as exc:
+        print(f"skquant: error: {exc}", file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------- predict
+def load_model(path):
+    """Load a fitted estimator saved with joblib, with clear errors."""
+    import joblib
+
+    if not os.path.isfile(path):
+        raise CommandError(f"model file not found: {path}")
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # a corrupt file can fail in many ways
+        raise CommandError(
+            f"could not load {path}: it is not a readable joblib model file "
+            f"({type(exc).__name__}: {exc}). Save models with joblib.dump or "
+            "`skquant demo`."
+        ) from exc
+    if not hasattr(model, "predict"):
+        raise CommandError(
+            f"{path} holds a {type(model).__name__}, not a fitted model with predict()."
+        )
+    return model
+
+
+def _feature_frame(model, X, names, path):
+    """Pick the model's columns by name when both sides have names."""
+    expected = getattr(model, "feature_names_in_", None)
+    if expected is not None and names is not None:
+        missing = [n for n in expected if n not in names]
+        if missing:
+            raise CommandError(f"{path} lacks the model's column(s) {missing}.")
+        return X[:, [names.index(n) for n in expected]]
+    n_expected = getattr(model, "n_features_in_", X.shape[1])
+    if X.shape[1] != n_expected:
+        raise CommandError(
+            f"{path} has {X.shape[1]} feature columns but the model expects "
+            f"{n_expected}. Name the label column with --label-column if the "
+            "file has one."
+        )
+    return X
+
+
+def run_predict(args):
+    import numpy as np
+
+    model = load_model(args.model)
+    X, _, names = read_table(args.data, args.label_column, require_label=bool(args.label_column))
+    X = _feature_frame(model, X, names, args.data)
+    predictions = model.predict(X)
+    lines = "\n".join(str(p) for p in np.asarray(predictions).tolist())
+    if args.output:
+        with open(args.output, "w") as handle:
+            handle.write("prediction\n" + lines + "\n")
+        print(f"wrote {len(predictions)} predictions to {args.output}", file=sys.stderr)
+    else:
+        print(lines)
+    return 0
+
+
+# ------------------------------------------------------------------- demo
+class _ProgressScorer:
+    """Accuracy that also ticks a progress bar once per cross-validation fit."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def __call__(self, estimator, X, y):
+        from sklearn.metrics import accuracy_score
+
+        score = accuracy_score(y, estimator.predict(X))
+        self.bar.update(1)
+        return score
+
+
+def _candidate_label(params):
+    projection = params["project"]
+    family = type(projection).__name__.replace("Projection", "").lower()
+    return f"{family}:{projection.method}", params["project__n_components"]
+
+
+def _model_bytes(model):
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.tell()
+
+
+def _load_demo_data(args):
+    if args.data is None:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return digits.data, digits.target, None, "digits (scikit-learn, bundled)"
+    X, y, names = read_table(args.data, args.label_column, require_label=True)
+    return X, y, names, args.data
+
+
+def run_demo(args):
+    import joblib
+    import numpy as np
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+    from tqdm import tqdm
+
+    from .cleaning import Cleaner
+    from .pipeline import make_quant_pipeline, projection_grid
+
+    X, y, names, source = _load_demo_data(args)
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise CommandError(f"the labels hold a single class ({classes.tolist()}); need two or more.")
+    if not 0 < args.test_size < 1:
+        raise CommandError(f"--test-size must be between 0 and 1, got {args.test_size}.")
+    if args.cv < 2:
+        raise CommandError(f"--cv must be at least 2, got {args.cv}.")
+    if counts.min() < args.cv + 1:
+        raise CommandError(
+            f"class {classes[np.argmin(counts)]!r} has {counts.min()} row(s); each class "
+            f"needs at least {args.cv + 1} for a {args.cv}-fold search and a test split."
+        )
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=args.test_size, stratify=y, random_state=args.random_state
+    )
+    n_clean = int(Cleaner().fit(X_train).support_.sum())
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    try:
+        grid = projection_grid(kinds, args.dims, n_features=n_clean, random_state=args.random_state)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    params = {} if args.epochs is None else {"classify__epochs": args.epochs}
+    pipeline = make_quant_pipeline(random_state=args.random_state, **params)
+    n_candidates = sum(len(g["project__n_components"]) for g in grid)
+    print(
+        f"skquant demo: {source}: {X.shape[0]} rows x {X.shape[1]} columns "
+        f"({n_clean} after cleaning), {len(classes)} classes; "
+        f"{len(X_train)} train / {len(X_test)} test rows; "
+        f"{n_candidates} candidates x {args.cv} folds",
+        flush=True,
+    )
+
+    bar = tqdm(total=n_candidates * (args.cv + 1), desc="searching", unit="fit",
+               disable=args.no_progress, file=sys.stderr)
+    search = GridSearchCV(
+        pipeline, grid,
+        cv=StratifiedKFold(args.cv, shuffle=True, random_state=args.random_state),
+        scoring=_ProgressScorer(bar), refit=False, error_score="raise",
+    )
+    search.fit(X_train, y_train)
+    rows, fitted = [], []
+    for i, candidate in enumerate(search.cv_results_["params"]):
+        model = clone(pipeline).set_params(**candidate)
+        start = time.perf_counter()
+        model.fit(X_train, y_train)
+        seconds = time.perf_counter() - start
+        bar.update(1)
+        family, dims = _candidate_label(candidate)
+        rows.append({
+            "family": family, "dims": dims,
+            "cv_accuracy": float(search.cv_results_["mean_test_score"][i]),
+            "test_accuracy": float(np.mean(model.predict(X_test) == y_test)),
+            "fit_seconds": seconds, "model_bytes": _model_bytes(model),
+        })
+        fitted.append(model)
+    bar.close()
+
+    best = int(np.argmax([r["cv_accuracy"] for r in rows]))
+    os.makedirs(args.output_dir, exist_ok=True)
+    model_path = os.path.join(args.output_dir, "best_pipeline.joblib")
+    joblib.dump(fitted[best], model_path)
+    table = _format_table(rows, best)
+    print(table)
+    with open(os.path.join(args.output_dir, "results.csv"), "w") as handle:
+        handle.write(",".join(rows[0]) + "\n")
+        for row in rows:
+            handle.write(",".join(str(v) for v in row.values()) + "\n")
+    plot_path = os.path.join(args.output_dir, "accuracy_vs_dims.png")
+    _plot(rows, plot_path)
+    chosen = rows[best]
+    print(
+        f"best: {chosen['family']} with {chosen['dims']} dims, CV accuracy "
+        f"{chosen['cv_accuracy']:.4f}, test accuracy {chosen['test_accuracy']:.4f}\n"
+        f"saved {model_path}, {plot_path} and results.csv"
+    )
+    return 0
+
+
+def _format_table(rows, best):
+    header = f"{'family':<14}{'dims':>5}{'CV acc':>9}{'test acc':>10}{'fit s':>8}{'bytes':>10}"
+    lines = [header, "-" * len(header)]
+    for i, r in enumerate(rows):
+        lines.append(
+            f"{r['family']:<14}{r['dims']:>5}{r['cv_accuracy']:>9.4f}"
+            f"{r['test_accuracy']:>10.4f}{r['fit_seconds']:>8.1f}{r['model_bytes']:>10}"
+            + ("  <- best" if i == best else "")
+        )
+    return "\n".join(lines)
+
+
+def _plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for family in dict.fromkeys(r["family"] for r in rows):
+        mine = sorted((r for r in rows if r["family"] == family), key=lambda r: r["dims"])
+        ax.plot([r["dims"] for r in mine], [r["test_accuracy"] for r in mine],
+                marker="o", label=f"{family} (test)")
+        ax.plot([r["dims"] for r in mine], [r["cv_accuracy"] for r in mine],
+                linestyle="--", alpha=0.5, label=f"{family} (CV)")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("n_components")
+    ax.set_ylabel("accuracy")
+    ax.set_title("skquant demo: accuracy against dimensions")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

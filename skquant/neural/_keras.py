@@ -1,0 +1,413 @@
+"""KerasMLPClassifier: the one module that imports Keras and TensorFlow.
+
+Importing this module is cheap; Keras, TensorFlow and scikeras are imported
+on the first fit (or the first prediction of an unpickled model) through
+:func:`load_keras`, with TensorFlow's start-up log lines kept off the
+terminal.
+"""
+
+import contextlib
+import os
+import pickle
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    check_random_state,
+    validate_data,
+)
+
+from .._validation import validate_numeric
+
+_BACKEND = {}
+_PREDICT_ROWS = 8192
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Send file descriptor 2 to /dev/null (TensorFlow's C++ logs bypass Python)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def load_keras():
+    """Import Keras (TensorFlow backend) and scikeras once, quietly.
+
+    Returns
+    -------
+    backend : dict
+        ``{"keras": module, "KerasClassifier": class}``.
+    """
+    if not _BACKEND:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        with _quiet_stderr():
+            import keras
+            import tensorflow  # noqa: F401  (registers its loggers while quiet)
+            from scikeras.wrappers import KerasClassifier
+
+            tensorflow.get_logger().setLevel("ERROR")
+            # the first device query prints CUDA probing errors on CPU hosts
+            tensorflow.config.list_physical_devices()
+        _BACKEND.update(keras=keras, KerasClassifier=KerasClassifier)
+    return _BACKEND
+
+
+def _build_mlp(meta, hidden_layer_sizes, dropout, learning_rate):
+    """Dense(relu) [-> Dropout] ... -> Dense(softmax), compiled with Adam."""
+    keras = load_keras()["keras"]
+    layers = [keras.Input(shape=(meta["n_features_in_"],))]
+    for units in hidden_layer_sizes:
+        layers.append(keras.layers.Dense(units, activation="relu"))
+        if dropout > 0:
+            layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(meta["n_classes_"], activation="softmax"))
+    model = keras.Sequential(layers)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
+    """A small Keras multi-layer perceptron, wrapped through scikeras.
+
+    The default network is the skquant design's: Dense(64, relu) ->
+    Dropout(0.2) -> Dense(n_classes, softmax), trained with Adam on the sparse
+    categorical cross-entropy. Inputs are standardized with statistics
+    learned at fit. Unlike scikeras's own wrapper it reports scikit-learn's
+    classifier tags (so ``is_classifier`` is True and GridSearchCV stratifies
+    its folds), accepts any label type, and keeps TensorFlow out of
+    ``import skquant``: TensorFlow is loaded on the first fit, or on the first
+    prediction of a model loaded from disk.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default=(64,)
+        Units of each hidden Dense(relu) layer.
+    dropout : float in [0, 1), default=0.2
+        Dropout rate after each hidden layer (0 disables it).
+    epochs : int, default=30
+        Passes over the training data (the most, with early stopping).
+    batch_size : int, default=32
+        Rows per gradient step.
+    learning_rate : float, default=0.002
+        Adam's learning rate.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows (stratified) and stop
+        when their loss has not improved for ``n_iter_no_change`` epochs,
+        keeping the best weights.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of rows held out for early stopping.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    standardize : bool, default=True
+        Centre and scale every input column with statistics learned at fit.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, dropout, shuffling and the early-stopping
+        split. The same integer gives the same predictions.
+    verbose : int, default=0
+        Keras's training verbosity.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    n_features_in_ : int
+        Number of columns seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the columns seen during fit, when they are all strings.
+    input_mean_ : ndarray of shape (n_features_in_,)
+        Mean subtracted from each input column (zeros if not standardizing).
+    input_scale_ : ndarray of shape (n_features_in_,)
+        Divisor of each centred input column (ones if not standardizing).
+    coefs_ : list of ndarray
+        Weight matrices of the Dense layers, input layer first.
+    intercepts_ : list of ndarray
+        Bias vectors of the Dense layers.
+    n_iter_ : int
+        Number of epochs run.
+    loss_curve_ : list of float
+        Training loss after each epoch.
+    model_ : scikeras.wrappers.KerasClassifier
+        The fitted scikeras wrapper (its ``model_`` is the Keras model).
+
+    See Also
+    --------
+    sklearn.neural_network.MLPClassifier : the same network in scikit-learn.
+    scikeras.wrappers.KerasClassifier : the generic wrapper used underneath.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skquant import KerasMLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = KerasMLPClassifier(epochs=5, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "standardize": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(64,),
+        *,
+        dropout=0.2,
+        epochs=30,
+        batch_size=32,
+        learning_rate=0.002,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        standardize=True,
+        random_state=None,
+        verbose=0,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.standardize = standardize
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
+        if not all(isinstance(s, Integral) and s >= 1 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be a positive int or a tuple of "
+                f"positive ints, got {self.hidden_layer_sizes!r}."
+            )
+        return sizes
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Train the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows, finite.
+        y : array-like of shape (n_samples,)
+            Class labels of any type (strings, ints, ...); at least two classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-row weights of the loss.
+
+        Returns
+        -------
+        self : object
+            The fitted classifier.
+        """
+        hidden = self._hidden_sizes()
+        X, y = self._validate_xy(X, y)
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        if len(encoder.classes_) < 2:
+            raise ValueError(
+                f"KerasMLPClassifier needs at least two classes in y; it holds "
+                f"only {encoder.classes_.tolist()}."
+            )
+        y_encoded = encoder.transform(y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        self.classes_ = encoder.classes_
+
+        if self.standardize:
+            self.input_mean_ = X.mean(axis=0, dtype=np.float64)
+            scale = X.std(axis=0, dtype=np.float64)
+            self.input_scale_ = np.where(scale > 0, scale, 1.0)
+        else:
+            self.input_mean_ = np.zeros(X.shape[1])
+            self.input_scale_ = np.ones(X.shape[1])
+        inputs = self._standardized(X)
+
+        backend = load_keras()
+        rng = check_random_state(self.random_state)
+        seed = None if self.random_state is None else int(rng.randint(np.iinfo(np.int32).max))
+        fit_kwargs = {}
+        callbacks = None
+        if self.early_stopping:
+            inputs, y_encoded, fit_kwargs, sample_weight = self._early_stopping_split(
+                inputs, y_encoded, sample_weight, rng
+            )
+            callbacks = [
+                backend["keras"].callbacks.EarlyStopping(
+                    monitor="val_loss",
+                    patience=self.n_iter_no_change,
+                    restore_best_weights=True,
+                )
+            ]
+        wrapper = backend["KerasClassifier"](
+            model=_build_mlp,
+            model__hidden_layer_sizes=hidden,
+            model__dropout=float(self.dropout),
+            model__learning_rate=float(self.learning_rate),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            callbacks=callbacks,
+            random_state=seed,
+            verbose=self.verbose,
+        )
+        with _quiet_stderr() if not self.verbose else contextlib.nullcontext():
+            wrapper.fit(inputs, y_encoded, sample_weight=sample_weight, **fit_kwargs)
+        self._model = wrapper
+        history = wrapper.history_
+        self.loss_curve_ = [float(v) for v in history["loss"]]
+        self.n_iter_ = len(self.loss_curve_)
+        dense = [layer for layer in wrapper.model_.layers if layer.get_weights()]
+        self.coefs_ = [layer.get_weights()[0] for layer in dense]
+        self.intercepts_ = [layer.get_weights()[1] for layer in dense]
+        return self
+
+    def _validate_xy(self, X, y):
+        if y is None:
+            raise ValueError(
+                "KerasMLPClassifier requires y to be passed, but the target y is None."
+            )
+        X = validate_numeric(self, X, reset=True, ensure_min_samples=2)
+        _, y = validate_data(self, X, y, reset=False, skip_check_array=False,
+                             ensure_all_finite=False, dtype=None)
+        return X, np.asarray(y)
+
+    def _early_stopping_split(self, X, y, sample_weight, rng):
+        stratify = y if np.bincount(y).min() >= 2 else None
+        rows = np.arange(X.shape[0])
+        train, val = train_test_split(
+            rows, test_size=self.validation_fraction, stratify=stratify,
+            random_state=rng,
+        )
+        validation = (X[val], y[val])
+        if sample_weight is not None:
+            validation = validation + (sample_weight[val].astype(np.float32),)
+            sample_weight = sample_weight[train]
+        return X[train], y[train], {"validation_data": validation}, sample_weight
+
+    def _standardized(self, X):
+        return ((X - self.input_mean_) / self.input_scale_).astype(np.float32)
+
+    @property
+    def model_(self):
+        """The fitted scikeras wrapper, loaded on first use after unpickling."""
+        model = self.__dict__.get("_model")
+        if model is None:
+            blob = self.__dict__.get("_model_blob")
+            if blob is None:
+                raise AttributeError("model_ is set by fit.")
+            load_keras()
+            with _quiet_stderr():
+                model = pickle.loads(blob)
+            self._model = model
+        return model
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        model = state.pop("_model", None)
+        if model is not None:
+            # Keep the Keras model as bytes so that unpickling this estimator
+            # does not import TensorFlow until it is used.
+            state["_model_blob"] = pickle.dumps(model)
+        return state
+
+    def _probabilities(self, X):
+        check_is_fitted(self, "classes_")
+        X = validate_numeric(self, X, reset=False)
+        network = self.model_.model_
+        inputs = self._standardized(X)
+        # predict_on_batch skips Keras's per-call data pipeline, which costs
+        # far more than the forward pass of a network this small.
+        proba = np.empty((X.shape[0], len(self.classes_)))
+        for start in range(0, X.shape[0], _PREDICT_ROWS):
+            stop = start + _PREDICT_ROWS
+            proba[start:stop] = network.predict_on_batch(inputs[start:stop])
+        return proba
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to predict, finite.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in the order of ``classes_`` (two columns
+            for two classes).
+        """
+        return self._probabilities(X)
+
+    def predict_log_proba(self, X):
+        """Log of the class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to predict, finite.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log probabilities.
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self._probabilities(X))
+
+    def predict(self, X):
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to predict, finite.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Predicted labels, of the type of the training labels.
+        """
+        proba = self._probabilities(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags

@@ -1,0 +1,166 @@
+"""The clean -> project -> classify Pipeline and its search grid."""
+
+import importlib
+
+from sklearn.pipeline import Pipeline
+
+# family name -> (module, class, methods); a new family registers here
+_FAMILIES = {
+    "column": ("skquant.projection", "ColumnProjection", ("pca", "qr", "random")),
+}
+
+
+def _family(kind):
+    try:
+        module, name, methods = _FAMILIES[kind]
+    except KeyError:
+        raise ValueError(
+            f"Unknown projection family {kind!r}; choose one of {sorted(_FAMILIES)}."
+        ) from None
+    return getattr(importlib.import_module(module), name), methods
+
+
+def _parse_kind(kind):
+    """``"column"`` -> every method of the family; ``"column:qr"`` -> one."""
+    family, _, method = kind.partition(":")
+    cls, methods = _family(family)
+    if method and method not in methods:
+        raise ValueError(
+            f"Unknown method {method!r} for the {family!r} family; choose one of "
+            f"{list(methods)}."
+        )
+    return family, cls, ([method] if method else list(methods))
+
+
+def make_quant_pipeline(
+    projection="column",
+    n_components=32,
+    *,
+    method=None,
+    outlier_filter=False,
+    random_state=None,
+    **params,
+):
+    """Build the skquant Pipeline: Cleaner -> projection -> KerasMLPClassifier.
+
+    Building it does not import TensorFlow; fitting the classifier does.
+
+    Parameters
+    ----------
+    projection : str, default="column"
+        The projection family. Currently ``"column"``.
+    n_components : int, default=32
+        Dimensions of the projection.
+    method : str or None, default=None
+        The family's method (for ``"column"``: ``"pca"``, ``"qr"`` or
+        ``"random"``); ``None`` keeps the family's default.
+    outlier_filter : bool, default=False
+        Wrap the classifier in :class:`OutlierFilter`, so that outlier rows
+        are left out of training.
+    random_state : int or None, default=None
+        Seeds every random step (projection, classifier, outlier detector).
+    **params : dict
+        Further parameters in Pipeline syntax, set with ``set_params``; for
+        example ``classify__epochs=20`` or ``clean__clip_quantile=None``.
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        Steps ``"clean"``, ``"project"`` and ``"classify"``.
+
+    See Also
+    --------
+    projection_grid : a GridSearchCV grid over families and dimensions.
+
+    Examples
+    --------
+    >>> from skquant import make_quant_pipeline
+    >>> pipe = make_quant_pipeline("column", 16, method="qr", classify__epochs=5)
+    >>> [name for name, _ in pipe.steps]
+    ['clean', 'project', 'classify']
+    >>> pipe.get_params()["project__method"]
+    'qr'
+    """
+    from .cleaning import Cleaner, OutlierFilter
+    from .neural import KerasMLPClassifier
+
+    cls, methods = _family(projection)
+    project_params = {"n_components": n_components, "random_state": random_state}
+    if method is not None:
+        _parse_kind(f"{projection}:{method}")
+        project_params["method"] = method
+    classifier = KerasMLPClassifier(random_state=random_state)
+    if outlier_filter:
+        classifier = OutlierFilter(classifier, random_state=random_state)
+    pipeline = Pipeline(
+        [
+            ("clean", Cleaner()),
+            ("project", cls(**project_params)),
+            ("classify", classifier),
+        ]
+    )
+    if params:
+        pipeline.set_params(**params)
+    return pipeline
+
+
+def projection_grid(
+    kinds=("column",), dims=(8, 16, 32, 64), *, n_features=None, random_state=None
+):
+    """A ``param_grid`` that searches projection family and dimension together.
+
+    Parameters
+    ----------
+    kinds : sequence of str, default=("column",)
+        Families to search. A family name (``"column"``) searches every method
+        of the family; ``"family:method"`` (``"column:qr"``) searches one.
+    dims : sequence of int, default=(8, 16, 32, 64)
+        Values of ``n_components`` to search.
+    n_features : int or None, default=None
+        The number of columns reaching the projection (after cleaning). When
+        given, dimensions that a family cannot give for so many columns are
+        left out of that family's grid.
+    random_state : int or None, default=None
+        Seeds the projections in the grid.
+
+    Returns
+    -------
+    param_grid : list of dict
+        For :class:`~sklearn.model_selection.GridSearchCV` over a Pipeline
+        from :func:`make_quant_pipeline`: one dict per family method, setting
+        the ``project`` step and ``project__n_components``.
+
+    See Also
+    --------
+    make_quant_pipeline : the Pipeline this grid searches.
+
+    Examples
+    --------
+    >>> from skquant import projection_grid
+    >>> grid = projection_grid(["column:pca", "column:qr"], dims=(8, 16, 128),
+    ...                        n_features=64)
+    >>> [(g["project"][0].method, g["project__n_components"]) for g in grid]
+    [('pca', [8, 16]), ('qr', [8, 16])]
+    """
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    dims = sorted({int(d) for d in dims})
+    if not dims or dims[0] < 1:
+        raise ValueError(f"dims must hold positive integers, got {dims}.")
+    grid = []
+    for kind in kinds:
+        family, cls, methods = _parse_kind(kind)
+        for method in methods:
+            projection = cls(method=method, random_state=random_state)
+            feasible = dims
+            if n_features is not None:
+                limit, _ = projection._max_components(float("inf"), n_features)
+                feasible = [d for d in dims if d <= limit]
+            if feasible:
+                grid.append({"project": [projection], "project__n_components": feasible})
+    if not grid:
+        raise ValueError(
+            f"No dimension in {dims} is feasible for {list(kinds)} with "
+            f"{n_features} columns; choose smaller dims."
+        )
+    return grid

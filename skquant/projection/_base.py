@@ -1,0 +1,228 @@
+"""The base class that every projection family builds on.
+
+It owns what is generic: parameter and input validation, the ``n_components``
+limits, ``n_components_``, output feature names, ``set_output`` and the
+``partial_fit`` contract. A family fills in the hooks:
+
+- ``_max_components(n_samples, n_features)``: the largest ``n_components``
+  the family can give for data of that shape, and why;
+- ``_partial_fit(X, first_call)``: fold one chunk into the running state;
+- ``_finalize()``: derive the fitted attributes named in
+  ``_derived_attributes`` from that state;
+- ``_transform(X)`` and, where defined, ``_inverse_transform(Z)``.
+
+Streaming families derive their fitted attributes lazily: ``partial_fit``
+only folds a chunk in (so that feeding many chunks costs no more than one
+``fit``), and the attributes are derived on first use afterwards.
+"""
+
+from abc import ABCMeta, abstractmethod
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+
+from .._validation import validate_numeric
+
+_NAN_ADVICE = (
+    "Put a skquant.Cleaner() before the projection (make_quant_pipeline does) "
+    "to impute missing values and clip infinities."
+)
+
+
+class BaseProjection(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator, metaclass=ABCMeta
+):
+    """Base class for skquant projections. Not for direct use.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of output dimensions.
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    # fitted attributes that ``_finalize`` derives from the streaming state
+    _derived_attributes: tuple = ()
+
+    def __init__(self, n_components):
+        self.n_components = n_components
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _max_components(self, n_samples, n_features):
+        """Return ``(limit, reason)``: the largest feasible ``n_components``."""
+
+    @abstractmethod
+    def _partial_fit(self, X, first_call):
+        """Fold the chunk ``X`` into the running state."""
+
+    @abstractmethod
+    def _finalize(self):
+        """Derive the attributes in ``_derived_attributes``."""
+
+    @abstractmethod
+    def _transform(self, X):
+        """Project validated rows."""
+
+    def _inverse_transform(self, Z):
+        raise NotImplementedError(
+            f"{type(self).__name__}(method={getattr(self, 'method', None)!r}) has "
+            "no inverse_transform."
+        )
+
+    # ---------------------------------------------------------------- helpers
+    def _validate_input(self, X, reset, **kwargs):
+        return validate_numeric(self, X, reset=reset, advice=_NAN_ADVICE, **kwargs)
+
+    def _check_n_components(self, n_samples, n_features):
+        limit, reason = self._max_components(n_samples, n_features)
+        if self.n_components > limit:
+            raise ValueError(
+                f"n_components={self.n_components} is larger than {limit}, the "
+                f"most {type(self).__name__} can give here ({reason}). Choose "
+                f"n_components <= {limit}."
+            )
+
+    def __getattr__(self, name):
+        # Called only when normal lookup fails: derive the fitted attributes
+        # on first use after partial_fit. ``__dict__`` is read directly so
+        # that copy and pickle, which probe before ``__dict__`` is filled,
+        # get a plain AttributeError.
+        state = self.__dict__
+        if name in type(self)._derived_attributes and state.get("_needs_finalize"):
+            self._finalize()
+            state["_needs_finalize"] = False
+            if name in state:
+                return state[name]
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}"
+        )
+
+    def _ensure_finalized(self):
+        if self.__dict__.get("_needs_finalize"):
+            self._finalize()
+            self._needs_finalize = False
+
+    # ------------------------------------------------------------- public API
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the projection on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data, finite.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted projection.
+        """
+        X = self._validate_input(X, reset=True, ensure_min_samples=2)
+        self._check_n_components(*X.shape)
+        self._reset()
+        self._partial_fit(X, first_call=True)
+        self.n_samples_seen_ += X.shape[0]
+        self._finalize()
+        self._needs_finalize = False
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Update the projection with one chunk of rows.
+
+        Feeding the rows of ``X`` in chunks gives the same projection as one
+        ``fit`` on all of them (up to floating point rounding). Fitted
+        attributes are derived on first use afterwards.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data, finite.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The updated projection.
+        """
+        first_call = not hasattr(self, "n_samples_seen_")
+        X = self._validate_input(X, reset=first_call, ensure_min_samples=1)
+        n_seen = X.shape[0] + (0 if first_call else self.n_samples_seen_)
+        self._check_n_components(n_seen, X.shape[1])
+        if first_call:
+            self._reset()
+        self._partial_fit(X, first_call=first_call)
+        self.n_samples_seen_ = n_seen
+        self._needs_finalize = True
+        return self
+
+    def _reset(self):
+        for name in self._derived_attributes:
+            self.__dict__.pop(name, None)
+        self.n_components_ = self.n_components
+        self.n_samples_seen_ = 0
+
+    def transform(self, X):
+        """Project ``X`` to ``n_components_`` dimensions.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to project, finite, with the columns seen in ``fit``.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components_)
+            The projected rows, in the input's float dtype.
+        """
+        check_is_fitted(self, "n_samples_seen_")
+        self._ensure_finalized()
+        X = self._validate_input(X, reset=False)
+        return self._transform(X)
+
+    def inverse_transform(self, X):
+        """Map projected rows back to the input space (where defined).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components_)
+            Projected rows.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            The reconstruction.
+        """
+        check_is_fitted(self, "n_samples_seen_")
+        self._ensure_finalized()
+        Z = np.asarray(X)
+        if Z.ndim != 2 or Z.shape[1] != self.n_components_:
+            raise ValueError(
+                f"inverse_transform expects an array of shape (n_samples, "
+                f"{self.n_components_}), got shape {Z.shape}."
+            )
+        return self._inverse_transform(Z)
+
+    @property
+    def _n_features_out(self):
+        return self.n_components_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

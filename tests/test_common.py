@@ -1,0 +1,87 @@
+"""scikit-learn's estimator checks over every public skquant estimator.
+
+Estimators are discovered by walking the package, so a new estimator is
+checked without anyone adding it here. Each needs a fast instance below (or
+works with its defaults); the few checks expected to fail are listed with
+the reason.
+"""
+
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import skquant
+
+
+def discover_estimators():
+    """Every public estimator class defined in the skquant package."""
+    found = {}
+    for module_info in pkgutil.walk_packages(skquant.__path__, "skquant."):
+        if any(part.startswith("_") for part in module_info.name.split(".")[1:-1]):
+            continue
+        module = importlib.import_module(module_info.name)
+        for name, obj in inspect.getmembers(module, inspect.isclass):
+            if (
+                issubclass(obj, BaseEstimator)
+                and obj.__module__.startswith("skquant.")
+                and not name.startswith(("_", "Base"))
+                and not inspect.isabstract(obj)
+            ):
+                found[name] = obj
+    return [found[name] for name in sorted(found)]
+
+
+# Small, fast settings for estimators whose defaults are too slow or need
+# arguments; several instances where a parameter selects an algorithm.
+FAST_INSTANCES = {
+    "ColumnProjection": lambda cls: [
+        cls(n_components=1, method=method, random_state=0)
+        for method in ("pca", "qr", "random")
+    ],
+    "OutlierFilter": lambda cls: [cls(LogisticRegression(), random_state=0)],
+    "KerasMLPClassifier": lambda cls: [
+        cls(epochs=30, batch_size=32, learning_rate=0.01, dropout=0.0, random_state=0)
+    ],
+}
+
+EXPECTED_FAILURES = {
+    "KerasMLPClassifier": {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "mini-batch SGD: a weight of 2 and a duplicated row give different "
+            "batches, so the fitted weights differ (sklearn's MLPClassifier and "
+            "SGDClassifier are exempted for the same reason)"
+        ),
+    },
+}
+
+
+def all_instances():
+    instances = []
+    for cls in discover_estimators():
+        make = FAST_INSTANCES.get(cls.__name__)
+        instances.extend(make(cls) if make else [cls()])
+    return instances
+
+
+def test_every_public_estimator_is_exported():
+    for cls in discover_estimators():
+        assert cls.__name__ in skquant.__all__, cls.__name__
+        assert getattr(skquant, cls.__name__) is cls
+
+
+def test_discovery_finds_the_known_estimators():
+    names = {cls.__name__ for cls in discover_estimators()}
+    assert {"Cleaner", "OutlierFilter", "ColumnProjection", "KerasMLPClassifier"} <= names
+
+
+@parametrize_with_checks(
+    all_instances(),
+    expected_failed_checks=lambda est: EXPECTED_FAILURES.get(type(est).__name__, {}),
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
