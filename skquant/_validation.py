@@ -13,11 +13,13 @@ def _non_numeric_columns(X):
     dtypes = getattr(X, "dtypes", None)
     if dtypes is None or not hasattr(dtypes, "items"):
         return []
+    # X is a DataFrame, so pandas is importable
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
     return [
         str(name)
         for name, dtype in dtypes.items()
-        if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_))
-        and str(dtype) not in ("Int64", "Float64", "boolean", "Int32", "Float32")
+        if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype))
     ]
 
 

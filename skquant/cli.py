@@ -295,11 +295,14 @@ def _plot(rows, path):
     fig, ax = plt.subplots(figsize=(6, 4))
     for family in dict.fromkeys(r["family"] for r in rows):
         mine = sorted((r for r in rows if r["family"] == family), key=lambda r: r["dims"])
-        ax.plot([r["dims"] for r in mine], [r["test_accuracy"] for r in mine],
-                marker="o", label=f"{family} (test)")
+        (line,) = ax.plot([r["dims"] for r in mine], [r["test_accuracy"] for r in mine],
+                          marker="o", label=f"{family} (test)")
         ax.plot([r["dims"] for r in mine], [r["cv_accuracy"] for r in mine],
-                linestyle="--", alpha=0.5, label=f"{family} (CV)")
+                linestyle="--", alpha=0.6, color=line.get_color(), label=f"{family} (CV)")
+    dims = sorted({r["dims"] for r in rows})
     ax.set_xscale("log", base=2)
+    ax.set_xticks(dims, [str(d) for d in dims])
+    ax.minorticks_off()
     ax.set_xlabel("n_components")
     ax.set_ylabel("accuracy")
     ax.set_title("skquant demo: accuracy against dimensions")

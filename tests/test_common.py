@@ -45,7 +45,7 @@ FAST_INSTANCES = {
     ],
     "OutlierFilter": lambda cls: [cls(LogisticRegression(), random_state=0)],
     "KerasMLPClassifier": lambda cls: [
-        cls(epochs=30, batch_size=32, learning_rate=0.01, dropout=0.0, random_state=0)
+        cls(epochs=10, batch_size=64, learning_rate=0.03, dropout=0.0, random_state=0)
     ],
 }
 

@@ -41,15 +41,15 @@ class Cleaner(TransformerMixin, BaseEstimator):
     ----------
     n_features_in_ : int
         Number of columns seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features_in,)
         Names of the columns seen during fit, when they are all strings.
-    statistics_ : ndarray of shape (n_features_in_,)
+    statistics_ : ndarray of shape (n_features_in,)
         Fill value of each input column (NaN for an all-missing column).
-    lower_bounds_ : ndarray of shape (n_features_in_,)
+    lower_bounds_ : ndarray of shape (n_features_in,)
         Lower clipping bound of each column (-inf when clipping is off).
-    upper_bounds_ : ndarray of shape (n_features_in_,)
+    upper_bounds_ : ndarray of shape (n_features_in,)
         Upper clipping bound of each column (+inf when clipping is off).
-    support_ : ndarray of bool of shape (n_features_in_,)
+    support_ : ndarray of bool of shape (n_features_in,)
         Mask of the kept columns.
     drop_reasons_ : dict
         For each dropped column name, why it was dropped.

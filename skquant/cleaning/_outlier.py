@@ -53,7 +53,7 @@ class OutlierFilter(MetaEstimatorMixin, BaseEstimator):
         The class labels, when the wrapped estimator is a classifier.
     n_features_in_ : int
         Number of columns seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features_in,)
         Names of the columns seen during fit, when they are all strings.
 
     See Also

@@ -168,12 +168,17 @@ class BaseProjection(
             self._reset()
         self._partial_fit(X, first_call=first_call)
         self.n_samples_seen_ = n_seen
+        self._drop_derived()
         self._needs_finalize = True
         return self
 
-    def _reset(self):
+    def _drop_derived(self):
+        # stale after new data; __getattr__ derives them again on first use
         for name in self._derived_attributes:
             self.__dict__.pop(name, None)
+
+    def _reset(self):
+        self._drop_derived()
         self.n_components_ = self.n_components
         self.n_samples_seen_ = 0
 
@@ -187,7 +192,7 @@ class BaseProjection(
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components_)
+        X_new : ndarray of shape (n_samples, n_components)
             The projected rows, in the input's float dtype.
         """
         check_is_fitted(self, "n_samples_seen_")
@@ -200,12 +205,12 @@ class BaseProjection(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components_)
+        X : array-like of shape (n_samples, n_components)
             Projected rows.
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, n_features_in)
             The reconstruction.
         """
         check_is_fitted(self, "n_samples_seen_")

@@ -70,25 +70,25 @@ class ColumnProjection(BaseProjection):
         Number of output dimensions.
     n_features_in_ : int
         Number of columns seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features_in,)
         Names of the columns seen during fit, when they are all strings.
     n_samples_seen_ : int
         Number of rows the projection has been fitted on.
-    mean_ : ndarray of shape (n_features_in_,)
+    mean_ : ndarray of shape (n_features_in,)
         Per-column mean of the training rows (``"pca"`` and ``"qr"``).
-    components_ : ndarray of shape (n_components_, n_features_in_)
+    components_ : ndarray of shape (n_components, n_features_in)
         The projection matrix: principal axes for ``"pca"``, unit rows that
         select columns for ``"qr"``, and the random matrix (sparse) for
         ``"random"`` (dense when the density is 1).
     density_ : float
         Density of the ``"random"`` matrix.
-    explained_variance_ : ndarray of shape (n_components_,)
+    explained_variance_ : ndarray of shape (n_components,)
         Variance of the training rows along each component (``"pca"``).
-    explained_variance_ratio_ : ndarray of shape (n_components_,)
+    explained_variance_ratio_ : ndarray of shape (n_components,)
         Fraction of the total variance along each component (``"pca"``).
-    selected_columns_ : ndarray of shape (n_components_,)
+    selected_columns_ : ndarray of shape (n_components,)
         Indices of the kept columns, in pivot order (``"qr"``).
-    inverse_components_ : ndarray of shape (n_components_, n_features_in_)
+    inverse_components_ : ndarray of shape (n_components, n_features_in)
         Least-squares map from the projection back to the centred input
         (``"qr"`` and ``"random"``).
     solver_ : str
@@ -114,7 +114,7 @@ class ColumnProjection(BaseProjection):
     >>> bool(abs(chunked.components_ - proj.components_).max() < 1e-8)
     True
     >>> ColumnProjection(n_components=3, method="qr").fit(X).get_feature_names_out()
-    array(['x42', 'x21', 'x26'], dtype=object)
+    array(['x42', 'x44', 'x21'], dtype=object)
     """
 
     _parameter_constraints: dict = {

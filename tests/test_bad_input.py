@@ -1,0 +1,149 @@
+"""Every bad input gets a clear error that names the problem and the fix."""
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from skquant import Cleaner, ColumnProjection, KerasMLPClassifier, OutlierFilter
+from skquant import make_quant_pipeline
+
+RNG = np.random.RandomState(0)
+X = RNG.normal(size=(30, 5))
+Y = np.arange(30) % 3
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("method", ["pca", "qr", "random"])
+def test_non_finite_values_reaching_a_projection(bad, method):
+    X_bad = X.copy()
+    X_bad[3, 2] = bad
+    projection = ColumnProjection(2, method=method)
+    with pytest.raises(ValueError, match="Put a skquant.Cleaner"):
+        projection.fit(X_bad)
+    projection.fit(X)
+    with pytest.raises(ValueError, match="NaN .* or infinity"):
+        projection.transform(X_bad)
+
+
+def test_non_finite_values_reaching_the_classifier():
+    X_bad = X.copy()
+    X_bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="Cleaner"):
+        KerasMLPClassifier(epochs=1).fit(X_bad, Y)
+
+
+def test_pipeline_handles_non_finite_values_itself():
+    X_bad = X.copy()
+    X_bad[0, 0] = np.nan
+    pipe = make_quant_pipeline("column", 2, random_state=0, classify__epochs=1)
+    assert pipe.fit(X_bad, Y).predict(X_bad).shape == (30,)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [Cleaner(), ColumnProjection(2), OutlierFilter(LogisticRegression())],
+    ids=type,
+)
+def test_wrong_number_of_columns_after_fit(estimator):
+    estimator.fit(X, Y)
+    method = getattr(estimator, "transform", None) or estimator.predict
+    with pytest.raises(ValueError, match="X has 4 features, but .* is expecting 5"):
+        method(X[:, :4])
+
+
+def test_wrong_number_of_columns_for_the_classifier():
+    clf = KerasMLPClassifier(epochs=1).fit(X, Y)
+    with pytest.raises(ValueError, match="X has 4 features, but KerasMLPClassifier is expecting 5"):
+        clf.predict(X[:, :4])
+
+
+@pytest.mark.parametrize("method", ["pca", "qr", "random"])
+def test_n_components_larger_than_the_columns(method):
+    with pytest.raises(ValueError, match=r"n_components=6 is larger than 5.*Choose n_components <= 5"):
+        ColumnProjection(6, method=method).fit(X)
+    with pytest.raises(ValueError, match="n_components=6 is larger than 5"):
+        ColumnProjection(6, method=method).partial_fit(X)
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, "ten"])
+def test_invalid_n_components(value):
+    with pytest.raises(ValueError, match="n_components"):
+        ColumnProjection(value).fit(X)
+
+
+@pytest.mark.parametrize(
+    "estimator", [Cleaner(), ColumnProjection(2), KerasMLPClassifier(epochs=1)], ids=type
+)
+def test_empty_input(estimator):
+    with pytest.raises(ValueError, match="0 sample"):
+        estimator.fit(np.empty((0, 5)), np.empty(0))
+
+
+@pytest.mark.parametrize(
+    "estimator", [Cleaner(), ColumnProjection(2), KerasMLPClassifier(epochs=1)], ids=type
+)
+def test_single_row(estimator):
+    with pytest.raises(ValueError, match="1 sample"):
+        estimator.fit(X[:1], Y[:1])
+
+
+def test_single_row_is_fine_after_fit():
+    projection = ColumnProjection(2).fit(X)
+    assert projection.transform(X[:1]).shape == (1, 2)
+
+
+@pytest.mark.parametrize("estimator", [Cleaner(), ColumnProjection(2)], ids=type)
+def test_text_columns_in_an_array(estimator):
+    X_text = X.astype(object)
+    X_text[0, 1] = "blue"
+    with pytest.raises(ValueError, match="needs numeric input.*OneHotEncoder"):
+        estimator.fit(X_text)
+
+
+def test_text_columns_in_a_dataframe_are_named():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=list("abcde"))
+    frame["colour"] = ["red", "blue", "green"] * 10
+    with pytest.raises(ValueError, match=r"column\(s\) \['colour'\] are not numeric"):
+        Cleaner().fit(frame)
+
+
+def test_single_class():
+    with pytest.raises(ValueError, match=r"at least two classes in y; it holds only \[7\]"):
+        KerasMLPClassifier(epochs=1).fit(X, np.full(30, 7))
+
+
+def test_continuous_targets():
+    with pytest.raises(ValueError, match="Unknown label type"):
+        KerasMLPClassifier(epochs=1).fit(X, RNG.normal(size=30))
+
+
+def test_cleaner_that_would_drop_every_column():
+    with pytest.raises(ValueError, match="dropped every column"):
+        Cleaner().fit(np.ones((10, 3)))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"hidden_layer_sizes": (8, 0)}, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": 0}, "hidden_layer_sizes"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"epochs": 0}, "epochs"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+    ],
+)
+def test_invalid_classifier_parameters(params, match):
+    with pytest.raises(ValueError, match=match):
+        KerasMLPClassifier(**params).fit(X, Y)
+
+
+def test_inverse_transform_with_wrong_width():
+    projection = ColumnProjection(2).fit(X)
+    with pytest.raises(ValueError, match=r"shape \(n_samples, 2\)"):
+        projection.inverse_transform(np.ones((3, 4)))
+
+
+def test_outlier_filter_without_y():
+    with pytest.raises(ValueError, match="requires y"):
+        OutlierFilter(LogisticRegression()).fit(X, None)

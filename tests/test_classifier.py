@@ -1,0 +1,159 @@
+"""KerasMLPClassifier: tags, labels, probabilities, determinism, persistence."""
+
+import io
+import os
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.base import clone, is_classifier
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.datasets import load_iris
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+
+from skquant import KerasMLPClassifier
+
+FAST = dict(epochs=8, batch_size=16, learning_rate=0.01, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return load_iris(return_X_y=True)
+
+
+def test_reports_classifier_tags():
+    clf = KerasMLPClassifier()
+    assert is_classifier(clf)
+    # so GridSearchCV stratifies its folds
+    from sklearn.model_selection import check_cv
+
+    assert isinstance(check_cv(3, np.array([0, 1] * 5), classifier=is_classifier(clf)), StratifiedKFold)
+
+
+def test_default_network_is_the_design(iris):
+    X, y = iris
+    clf = KerasMLPClassifier(epochs=1, random_state=0).fit(X, y)
+    layers = clf.model_.model_.layers
+    kinds = [type(layer).__name__ for layer in layers]
+    assert kinds == ["Dense", "Dropout", "Dense"]
+    assert layers[0].units == 64 and layers[1].rate == 0.2 and layers[2].units == 3
+    assert [w.shape for w in clf.coefs_] == [(4, 64), (64, 3)]
+    assert clf.model_.model_.loss == "sparse_categorical_crossentropy"
+
+
+def test_numpy_prediction_matches_the_keras_network(iris):
+    X, y = iris
+    clf = KerasMLPClassifier(**FAST).fit(X, y)
+    keras_proba = clf.model_.model_.predict(clf._standardized(X), verbose=0)
+    np.testing.assert_allclose(clf.predict_proba(X), keras_proba, atol=1e-5)
+
+
+def test_loaded_model_predicts_without_tensorflow(iris, tmp_path):
+    X, y = iris
+    path = tmp_path / "clf.joblib"
+    joblib.dump(KerasMLPClassifier(**FAST).fit(X, y), path)
+    script = (
+        "import sys, joblib, numpy as np\n"
+        f"clf = joblib.load({str(path)!r})\n"
+        "clf.predict(np.ones((2, 4)))\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_hidden_layer_sizes_int_or_tuple(iris):
+    X, y = iris
+    assert [w.shape[1] for w in KerasMLPClassifier(8, epochs=1).fit(X, y).coefs_] == [8, 3]
+    assert [w.shape[1] for w in KerasMLPClassifier((8, 5), epochs=1).fit(X, y).coefs_] == [8, 5, 3]
+
+
+def test_learns_iris(iris):
+    X, y = iris
+    clf = KerasMLPClassifier(epochs=40, batch_size=16, learning_rate=0.01, random_state=0).fit(X, y)
+    assert clf.score(X, y) > 0.9
+
+
+def test_two_classes_give_two_probability_columns(iris):
+    X, y = iris
+    mask = y < 2
+    clf = KerasMLPClassifier(**FAST).fit(X[mask], y[mask])
+    proba = clf.predict_proba(X[mask])
+    assert proba.shape == (mask.sum(), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_string_labels(iris):
+    X, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = KerasMLPClassifier(**FAST).fit(X, names)
+    assert list(clf.classes_) == ["setosa", "versicolor", "virginica"]
+    assert set(clf.predict(X)) <= set(clf.classes_)
+
+
+def test_same_random_state_same_predictions(iris):
+    X, y = iris
+    a = KerasMLPClassifier(**FAST).fit(X, y).predict_proba(X)
+    b = KerasMLPClassifier(**FAST).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_early_stopping_stops_and_keeps_best(iris):
+    X, y = iris
+    clf = KerasMLPClassifier(
+        epochs=200, early_stopping=True, n_iter_no_change=3, learning_rate=0.05, random_state=0
+    ).fit(X, y)
+    assert clf.n_iter_ < 200
+
+
+def test_sample_weight_changes_the_fit(iris):
+    X, y = iris
+    weights = np.where(y == 0, 10.0, 1.0)
+    a = KerasMLPClassifier(**FAST).fit(X, y).predict_proba(X)
+    b = KerasMLPClassifier(**FAST).fit(X, y, sample_weight=weights).predict_proba(X)
+    assert not np.allclose(a, b)
+
+
+def test_clone_and_joblib_round_trip(iris):
+    X, y = iris
+    clf = KerasMLPClassifier(**FAST).fit(X, y)
+    assert clone(clf).get_params() == clf.get_params()
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_classifier_only_meta_estimators_accept_it(iris):
+    X, y = iris
+    calibrated = CalibratedClassifierCV(KerasMLPClassifier(**FAST), cv=2).fit(X, y)
+    assert calibrated.predict_proba(X).shape == (150, 3)
+
+
+def test_grid_search_over_its_parameters(iris):
+    X, y = iris
+    search = GridSearchCV(
+        KerasMLPClassifier(**FAST), {"hidden_layer_sizes": [4, (8,)]}, cv=2
+    ).fit(X, y)
+    assert search.best_params_["hidden_layer_sizes"] in (4, (8,))
+
+
+def test_tensorflow_logs_stay_off_the_terminal(tmp_path):
+    script = (
+        "import numpy as np\n"
+        "from skquant import KerasMLPClassifier\n"
+        "X = np.random.RandomState(0).normal(size=(40, 3)); y = np.arange(40) % 2\n"
+        "KerasMLPClassifier(epochs=2, random_state=0).fit(X, y).predict(X)\n"
+        "print('done')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"
+    assert result.stderr.strip() == ""

@@ -1,0 +1,142 @@
+"""The `skquant` command: demo and predict, and their errors."""
+
+import subprocess
+import sys
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from skquant import Cleaner
+from skquant.cli import main
+
+
+@pytest.fixture(scope="module")
+def small_digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:300], y[:300]
+
+
+def _write_csv(path, X, y=None, header=True):
+    columns = [f"f{j}" for j in range(X.shape[1])] + (["label"] if y is not None else [])
+    rows = X if y is None else np.column_stack([X, y])
+    with open(path, "w") as handle:
+        if header:
+            handle.write(",".join(columns) + "\n")
+        for row in rows:
+            handle.write(",".join(repr(float(v)) for v in row) + "\n")
+
+
+def test_help_lists_the_commands():
+    result = subprocess.run(
+        [sys.executable, "-m", "skquant.cli", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert "demo" in result.stdout and "predict" in result.stdout
+
+
+def test_demo_end_to_end_on_user_data(small_digits, tmp_path, capsys):
+    X, y = small_digits
+    data = tmp_path / "digits.npz"
+    np.savez(data, X=X, y=y)
+    out = tmp_path / "out"
+    code = main([
+        "demo", "--data", str(data), "--kinds", "column:pca,column:random", "--dims", "4,8",
+        "--cv", "2", "--epochs", "2", "--output-dir", str(out), "--no-progress",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "column:pca" in printed and "column:random" in printed and "<- best" in printed
+    for name in ("best_pipeline.joblib", "accuracy_vs_dims.png", "results.csv"):
+        assert (out / name).stat().st_size > 0
+    rows = (out / "results.csv").read_text().splitlines()
+    assert rows[0] == "family,dims,cv_accuracy,test_accuracy,fit_seconds,model_bytes"
+    assert len(rows) == 5
+
+    # predict with the saved model, from CSV, to stdout and to a file
+    csv_path = tmp_path / "new.csv"
+    _write_csv(csv_path, X[:10])
+    assert main(["predict", str(out / "best_pipeline.joblib"), str(csv_path)]) == 0
+    predictions = capsys.readouterr().out.split()
+    model = joblib.load(out / "best_pipeline.joblib")
+    assert predictions == [str(p) for p in model.predict(X[:10])]
+    target = tmp_path / "pred.csv"
+    assert main(["predict", str(out / "best_pipeline.joblib"), str(csv_path), "-o", str(target)]) == 0
+    assert target.read_text().splitlines()[1:] == predictions
+
+
+def test_predict_ignores_a_named_label_column(small_digits, tmp_path, capsys):
+    X, y = small_digits
+    model_path = tmp_path / "model.joblib"
+    joblib.dump(make_pipeline(Cleaner(), LogisticRegression(max_iter=500)).fit(X, y), model_path)
+    csv_path = tmp_path / "labelled.csv"
+    _write_csv(csv_path, X[:5], y[:5])
+    assert main(["predict", str(model_path), str(csv_path), "--label-column", "label"]) == 0
+    assert len(capsys.readouterr().out.split()) == 5
+
+
+@pytest.mark.parametrize(
+    "make_file, message",
+    [
+        (lambda p: None, "model file not found"),
+        (lambda p: p.write_bytes(b"this is not a model"), "not a readable joblib model file"),
+        (lambda p: joblib.dump({"weights": [1, 2]}, p), "not a fitted model with predict"),
+    ],
+    ids=["missing", "corrupt", "not-a-model"],
+)
+def test_predict_with_a_bad_model_file(tmp_path, capsys, make_file, message):
+    model_path = tmp_path / "model.joblib"
+    make_file(model_path)
+    data = tmp_path / "x.npz"
+    np.savez(data, X=np.ones((2, 3)))
+    assert main(["predict", str(model_path), str(data)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_predict_with_a_truncated_model_file(small_digits, tmp_path, capsys):
+    X, y = small_digits
+    model_path = tmp_path / "model.joblib"
+    joblib.dump(make_pipeline(Cleaner(), LogisticRegression(max_iter=200)).fit(X, y), model_path)
+    model_path.write_bytes(model_path.read_bytes()[:200])
+    np.savez(tmp_path / "x.npz", X=X[:2])
+    assert main(["predict", str(model_path), str(tmp_path / "x.npz")]) == 2
+    assert "not a readable joblib model file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("a,b,label\n1,2,x\n3,red,y\n", "column(s) ['b'] are not numeric"),
+        ("a,b\n1,2\n3\n", "line 3: 1 fields, expected 2"),
+        ("", "is empty"),
+    ],
+)
+def test_bad_csv_data(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    assert main(["demo", "--data", str(path), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_demo_with_a_single_class(tmp_path, capsys):
+    path = tmp_path / "one.npz"
+    np.savez(path, X=np.random.RandomState(0).normal(size=(20, 3)), y=np.zeros(20))
+    assert main(["demo", "--data", str(path), "--no-progress"]) == 2
+    assert "single class" in capsys.readouterr().err
+
+
+def test_demo_with_a_missing_data_file(tmp_path, capsys):
+    assert main(["demo", "--data", str(tmp_path / "nope.csv")]) == 2
+    assert "data file not found" in capsys.readouterr().err
+
+
+def test_predict_with_the_wrong_number_of_columns(small_digits, tmp_path, capsys):
+    X, y = small_digits
+    model_path = tmp_path / "model.joblib"
+    joblib.dump(make_pipeline(Cleaner(), LogisticRegression(max_iter=200)).fit(X, y), model_path)
+    np.savez(tmp_path / "x.npz", X=X[:3, :10])
+    assert main(["predict", str(model_path), str(tmp_path / "x.npz")]) == 2
+    assert "has 10 feature columns but the model expects 64" in capsys.readouterr().err

@@ -1,0 +1,156 @@
+"""The column projection family: pca, qr and random."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+
+from skquant import ColumnProjection
+
+METHODS = ["pca", "qr", "random"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits().data
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_partial_fit_in_chunks_equals_fit(digits, method):
+    whole = ColumnProjection(12, method=method, random_state=0).fit(digits)
+    chunked = ColumnProjection(12, method=method, random_state=0)
+    for start in range(0, len(digits), 250):
+        chunked.partial_fit(digits[start : start + 250])
+    assert chunked.n_samples_seen_ == len(digits)
+    np.testing.assert_allclose(
+        chunked.transform(digits), whole.transform(digits), atol=1e-8
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pca_matches_sklearn(digits, dtype):
+    X = digits.astype(dtype)
+    ours = ColumnProjection(10).fit(X)
+    reference = PCA(10, svd_solver="full").fit(X.astype(np.float64))
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(
+        ours.explained_variance_, reference.explained_variance_, rtol=rtol
+    )
+    np.testing.assert_allclose(
+        ours.explained_variance_ratio_, reference.explained_variance_ratio_, rtol=rtol
+    )
+    # same axes up to sign; our sign convention: largest loading positive
+    np.testing.assert_allclose(
+        np.abs(ours.components_), np.abs(reference.components_), atol=1e-3 if rtol > 1e-6 else 1e-8
+    )
+    largest = np.abs(ours.components_).argmax(axis=1)
+    assert np.all(ours.components_[np.arange(10), largest] > 0)
+    assert ours.transform(X).dtype == dtype
+
+
+def test_pca_sign_is_deterministic_under_row_order(digits):
+    a = ColumnProjection(6).fit(digits)
+    b = ColumnProjection(6).fit(digits[::-1])
+    np.testing.assert_allclose(a.components_, b.components_, atol=1e-8)
+
+
+def test_randomized_solver_agrees_with_covariance(digits):
+    exact = ColumnProjection(5).fit(digits)
+    approx = ColumnProjection(5, solver="randomized", random_state=0).fit(digits)
+    assert approx.solver_ == "randomized"
+    np.testing.assert_allclose(
+        approx.explained_variance_, exact.explained_variance_, rtol=1e-2
+    )
+
+
+def test_auto_solver_falls_back_for_wide_data():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(40, 30))
+    proj = ColumnProjection(3, max_covariance_features=20, random_state=0).fit(X)
+    assert proj.solver_ == "randomized"
+    with pytest.raises(ValueError, match="partial_fit cannot use the randomized"):
+        ColumnProjection(3, max_covariance_features=20).partial_fit(X).partial_fit(X)
+
+
+def test_qr_selects_the_columns_of_pivoted_qr_on_centred_data(digits):
+    proj = ColumnProjection(8, method="qr").fit(digits)
+    _, _, pivots = scipy.linalg.qr(digits - digits.mean(axis=0), pivoting=True, mode="economic")
+    assert list(proj.selected_columns_) == list(pivots[:8])
+    np.testing.assert_array_equal(proj.transform(digits), digits[:, pivots[:8]])
+
+
+def test_qr_feature_names_are_the_kept_columns(digits):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(digits, columns=[f"pixel_{i}" for i in range(64)])
+    proj = ColumnProjection(4, method="qr").fit(frame)
+    names = proj.get_feature_names_out()
+    assert list(names) == [f"pixel_{i}" for i in proj.selected_columns_]
+    out = proj.set_output(transform="pandas").transform(frame)
+    assert list(out.columns) == list(names)
+
+
+def test_set_output_pandas_for_pca(digits):
+    pytest.importorskip("pandas")
+    out = ColumnProjection(3).set_output(transform="pandas").fit_transform(digits)
+    assert list(out.columns) == ["columnprojection0", "columnprojection1", "columnprojection2"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_inverse_transform(digits, method):
+    proj = ColumnProjection(64, method=method, random_state=0).fit(digits)
+    # with every dimension kept the reconstruction is exact
+    # (random: 64 random directions span the space almost surely)
+    np.testing.assert_allclose(
+        proj.inverse_transform(proj.transform(digits)), digits, atol=1e-6
+    )
+    small = ColumnProjection(20, method=method, random_state=0).fit(digits)
+    error = np.mean((small.inverse_transform(small.transform(digits)) - digits) ** 2)
+    # better than the trivial reconstruction: the mean for the centred
+    # methods, zero for the (uncentred) random projection
+    trivial = digits if method == "random" else digits - digits.mean(axis=0)
+    assert error < np.mean(trivial**2)
+
+
+def test_pca_reconstruction_error_beats_other_methods(digits):
+    errors = {}
+    for method in METHODS:
+        proj = ColumnProjection(16, method=method, random_state=0).fit(digits)
+        errors[method] = np.mean((proj.inverse_transform(proj.transform(digits)) - digits) ** 2)
+    assert errors["pca"] <= errors["qr"] and errors["pca"] <= errors["random"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_same_seed_same_output(digits, method):
+    a = ColumnProjection(8, method=method, random_state=3).fit_transform(digits)
+    b = ColumnProjection(8, method=method, random_state=3).fit_transform(digits)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_fitted_attributes_available_after_partial_fit(digits):
+    proj = ColumnProjection(4).partial_fit(digits[:500])
+    assert proj.components_.shape == (4, 64)
+    proj.partial_fit(digits[500:])
+    full = ColumnProjection(4).fit(digits)
+    np.testing.assert_allclose(proj.components_, full.components_, atol=1e-8)
+
+
+def test_pickle_round_trip_after_partial_fit(digits):
+    import pickle
+
+    proj = ColumnProjection(4).partial_fit(digits)
+    clone = pickle.loads(pickle.dumps(proj))
+    np.testing.assert_allclose(clone.transform(digits), proj.transform(digits))
+
+
+def test_partial_fit_with_memmap(tmp_path, digits):
+    path = tmp_path / "rows.dat"
+    data = np.memmap(path, dtype=np.float32, mode="w+", shape=digits.shape)
+    data[:] = digits
+    data.flush()
+    rows = np.memmap(path, dtype=np.float32, mode="r", shape=digits.shape)
+    proj = ColumnProjection(5)
+    for start in range(0, len(rows), 400):
+        proj.partial_fit(rows[start : start + 400])
+    expected = ColumnProjection(5).fit(digits.astype(np.float32))
+    np.testing.assert_allclose(proj.explained_variance_, expected.explained_variance_, rtol=1e-4)

@@ -1,0 +1,48 @@
+"""`import skquant` stays cheap: no TensorFlow or Keras until the classifier is used."""
+
+import subprocess
+import sys
+
+HEAVY = ("tensorflow", "keras", "scikeras")
+
+
+def _modules_after(code, tmp_path):
+    script = code + "\nimport sys\nprint('LOADED:' + ','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1].removeprefix("LOADED:")
+
+
+def test_import_skquant_loads_no_tensorflow(tmp_path):
+    assert _modules_after("import skquant", tmp_path) == ""
+
+
+def test_building_and_fitting_projections_loads_no_tensorflow(tmp_path):
+    code = (
+        "import numpy as np, skquant\n"
+        "X = np.random.RandomState(0).normal(size=(50, 6))\n"
+        "skquant.Cleaner().fit_transform(X)\n"
+        "skquant.ColumnProjection(3).fit_transform(X)\n"
+        "skquant.make_quant_pipeline('column', 4)\n"
+        "skquant.projection_grid()\n"
+    )
+    assert _modules_after(code, tmp_path) == ""
+
+
+def test_cli_help_loads_no_tensorflow(tmp_path):
+    code = (
+        "import skquant.cli\n"
+        "try:\n    skquant.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+    )
+    assert _modules_after(code, tmp_path) == ""
+
+
+def test_fitting_the_classifier_loads_tensorflow(tmp_path):
+    code = (
+        "import numpy as np, skquant\n"
+        "X = np.random.RandomState(0).normal(size=(20, 3)); y = np.arange(20) % 2\n"
+        "skquant.KerasMLPClassifier(epochs=1).fit(X, y)\n"
+    )
+    assert "tensorflow" in _modules_after(code, tmp_path)
