@@ -24,11 +24,11 @@ def machine():
     try:
         import threadpoolctl
 
-        blas = ", ".join(
+        blas = ", ".join(sorted({
             f"{info['internal_api']} {info.get('architecture') or ''}".strip()
             for info in threadpoolctl.threadpool_info()
             if info["user_api"] == "blas"
-        )
+        }))
     except Exception:
         blas = "unknown BLAS"
     return (

@@ -73,9 +73,10 @@ def validate_numeric(estimator, X, *, reset, allow_nan=False, advice="", **kwarg
 
 def check_finite(X, name, advice=""):
     """Raise a ValueError naming how many NaN / infinite values ``X`` holds."""
-    # np.isfinite on the sum is a cheap first test; it only misses when
-    # finite values overflow, which the exact test below then settles.
-    if np.isfinite(X.sum(dtype=np.float64)):
+    # A finite sum (in the input dtype, the fastest) proves every value
+    # finite; a non-finite one can also come from overflow, which the exact
+    # test below settles.
+    if np.isfinite(X.sum()):
         return
     finite = np.isfinite(X)
     if finite.all():

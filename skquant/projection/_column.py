@@ -175,9 +175,9 @@ class ColumnProjection(BaseProjection):
             if self.method == "random":
                 self._fit_random(X)
             elif self.solver_ != "randomized":
-                # Shifting by the first chunk's mean keeps the float32 block
+                # Shifting by the first block's mean keeps the float32 block
                 # products well conditioned, as centring would.
-                self._shift = X.mean(axis=0, dtype=np.float64)
+                self._shift = X[:_BLOCK_ROWS].mean(axis=0, dtype=np.float64)
                 self._shifted_sum = np.zeros(n_features)
                 self._scatter = np.zeros((n_features, n_features))
             else:
@@ -198,7 +198,9 @@ class ColumnProjection(BaseProjection):
         shift = self._shift.astype(X.dtype)
         for start in range(0, X.shape[0], _BLOCK_ROWS):
             block = X[start : start + _BLOCK_ROWS] - shift
-            self._shifted_sum += block.sum(axis=0, dtype=np.float64)
+            # shifted values are small, so a block's sum is exact enough in
+            # the input dtype; the running total is float64
+            self._shifted_sum += block.sum(axis=0)
             # block.T @ block runs as one symmetric rank-k update (syrk)
             self._scatter += block.T @ block
 
