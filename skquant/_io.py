@@ -90,18 +90,15 @@ def _read_npz(path, label_column, require_label):
 
 def _read_csv(path, label_column, require_label):
     try:
-        with open(path, newline="") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = [row for row in csv.reader(handle) if row]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"could not read {path} as CSV: {exc}") from exc
     if not rows:
         raise DataError(f"{path} is empty.")
-    first = rows[0]
-    try:
-        [_to_float(v) for v in first]
-        header = None
-    except ValueError:
-        header, rows = [h.strip() for h in first], rows[1:]
+    header = None
+    if _looks_like_header(rows):
+        header, rows = [h.strip() for h in rows[0]], rows[1:]
     if not rows:
         raise DataError(f"{path} has a header but no data rows.")
     width = len(header) if header else len(rows[0])
@@ -129,13 +126,36 @@ def _read_csv(path, label_column, require_label):
     return X, y, ([names[j] for j in feature_idx] if header else None)
 
 
+def _is_number(text):
+    try:
+        _to_float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_header(rows):
+    """The first row is a header if a field of it is text where the next row
+    has a number (a text label column alone does not make a header)."""
+    first = rows[0]
+    if len(rows) == 1:
+        return not all(_is_number(v) for v in first)
+    second = rows[1]
+    return any(
+        not _is_number(a) and _is_number(b) for a, b in zip(first, second)
+    ) or (not any(_is_number(v) for v in first) and len(first) == len(second))
+
+
 def _label_index(names, header, label_column, require_label, path):
     if label_column is not None:
         if header and label_column in names:
             return names.index(label_column)
-        if str(label_column).lstrip("-").isdigit():
-            return int(label_column) % len(names)
-        raise DataError(f"{path} has no column {label_column!r}; columns: {names}.")
+        if str(label_column).isdigit() and int(label_column) < len(names):
+            return int(label_column)
+        raise DataError(
+            f"{path} has no column {label_column!r}; columns: {names} "
+            f"(or an index from 0 to {len(names) - 1})."
+        )
     if header:
         for candidate in ("label", "target", "class", "y"):
             if candidate in names:

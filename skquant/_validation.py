@@ -23,7 +23,7 @@ def _non_numeric_columns(X):
     ]
 
 
-def validate_numeric(estimator, X, *, reset, allow_nan=False, advice="", **kwargs):
+def validate_numeric(estimator, X, y=None, *, reset, allow_nan=False, advice="", **kwargs):
     """Validate ``X`` as a 2-D float array with a clear message for text data.
 
     Parameters
@@ -33,6 +33,8 @@ def validate_numeric(estimator, X, *, reset, allow_nan=False, advice="", **kwarg
         and ``feature_names_in_`` when ``reset`` is True.
     X : array-like of shape (n_samples, n_features)
         Input data.
+    y : array-like of shape (n_samples,) or None, default=None
+        Targets, validated with ``X`` (any label type) when given.
     reset : bool
         True in ``fit``, False in ``transform``/``predict``.
     allow_nan : bool, default=False
@@ -46,6 +48,8 @@ def validate_numeric(estimator, X, *, reset, allow_nan=False, advice="", **kwarg
     -------
     X : ndarray of shape (n_samples, n_features)
         The validated array, float64 or float32.
+    y : ndarray of shape (n_samples,)
+        The validated targets; returned only when ``y`` is given.
     """
     name = type(estimator).__name__
     bad = _non_numeric_columns(X)
@@ -57,7 +61,13 @@ def validate_numeric(estimator, X, *, reset, allow_nan=False, advice="", **kwarg
         )
     kwargs.setdefault("dtype", [np.float64, np.float32])
     try:
-        X = validate_data(estimator, X, reset=reset, ensure_all_finite=False, **kwargs)
+        if y is None:
+            X = validate_data(estimator, X, reset=reset, ensure_all_finite=False, **kwargs)
+        else:
+            X, y = validate_data(
+                estimator, X, y, reset=reset, ensure_all_finite=False,
+                y_numeric=False, **kwargs,
+            )
     except ValueError as exc:
         if "could not convert" in str(exc):
             raise ValueError(
@@ -68,7 +78,7 @@ def validate_numeric(estimator, X, *, reset, allow_nan=False, advice="", **kwarg
         raise
     if not allow_nan:
         check_finite(X, name, advice)
-    return X
+    return X if y is None else (X, y)
 
 
 def check_finite(X, name, advice=""):

@@ -17,6 +17,16 @@ class CommandError(Exception):
     """A user-facing error: printed as ``skquant: error: ...``, exit code 2."""
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _int_list(text):
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -50,8 +60,9 @@ def _build_parser():
                       help="comma-separated families or family:method (default: column)")
     demo.add_argument("--dims", type=_int_list, default=[8, 16, 32, 64],
                       help="comma-separated dimensions (default: 8,16,32,64)")
-    demo.add_argument("--cv", type=int, default=3, help="cross-validation folds (default: 3)")
-    demo.add_argument("--epochs", type=int, default=None,
+    demo.add_argument("--cv", type=_positive_int, default=3,
+                      help="cross-validation folds (default: 3)")
+    demo.add_argument("--epochs", type=_positive_int, default=None,
                       help="training epochs (default: the classifier's)")
     demo.add_argument("--test-size", type=float, default=0.25,
                       help="held-out share of rows (default: 0.25)")
@@ -84,7 +95,9 @@ def main(argv=None):
         if args.command == "demo":
             return run_demo(args)
         return run_predict(args)
-    except (CommandError, DataError) as exc:
+    except (CommandError, ValueError) as exc:
+        # DataError, sklearn's parameter and NotFittedError errors are
+        # ValueErrors that already say what is wrong
         print(f"skquant: error: {exc}", file=sys.stderr)
         return 2
 
@@ -108,6 +121,13 @@ def load_model(path):
         raise CommandError(
             f"{path} holds a {type(model).__name__}, not a fitted model with predict()."
         )
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise CommandError(f"{path} holds an unfitted {type(model).__name__}; fit it first.")
     return model
 
 
@@ -162,9 +182,10 @@ class _ProgressScorer:
 
 
 def _candidate_label(params):
+    """``("column:pca", 16)`` for a grid candidate."""
     projection = params["project"]
     family = type(projection).__name__.replace("Projection", "").lower()
-    return f"{family}:{projection.method}", params["project__n_components"]
+    return f"{family}:{projection.method}", params.get("project__n_components")
 
 
 def _model_bytes(model):
@@ -211,12 +232,17 @@ def run_demo(args):
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=args.test_size, stratify=y, random_state=args.random_state
     )
-    n_clean = int(Cleaner().fit(X_train).support_.sum())
+    folds = StratifiedKFold(args.cv, shuffle=True, random_state=args.random_state)
+    # The Cleaner may keep fewer columns on a CV fold than on the whole
+    # training split: size the grid by the smallest, so no candidate fails.
+    n_clean = min(
+        int(Cleaner().fit(X_train[rows]).support_.sum())
+        for rows in [np.arange(len(X_train))] + [train for train, _ in folds.split(X_train, y_train)]
+    )
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    try:
-        grid = projection_grid(kinds, args.dims, n_features=n_clean, random_state=args.random_state)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from exc
+    grid = projection_grid(kinds, args.dims, n_features=n_clean, random_state=args.random_state)
+    searched = {_candidate_label({"project": g["project"][0]})[0]:
+                g["project__n_components"] for g in grid}
     params = {} if args.epochs is None else {"classify__epochs": args.epochs}
     pipeline = make_quant_pipeline(random_state=args.random_state, **params)
     n_candidates = sum(len(g["project__n_components"]) for g in grid)
@@ -227,13 +253,18 @@ def run_demo(args):
         f"{n_candidates} candidates x {args.cv} folds",
         flush=True,
     )
+    for entry in projection_grid(kinds, args.dims):
+        label = _candidate_label({"project": entry["project"][0]})[0]
+        skipped = sorted(set(entry["project__n_components"]) - set(searched.get(label, [])))
+        if skipped:
+            print(f"note: {label} skips dims {skipped}: it cannot give more dimensions "
+                  f"than the {n_clean} cleaned columns", flush=True)
 
     bar = tqdm(total=n_candidates * (args.cv + 1), desc="searching", unit="fit",
                disable=args.no_progress, file=sys.stderr)
     search = GridSearchCV(
-        pipeline, grid,
-        cv=StratifiedKFold(args.cv, shuffle=True, random_state=args.random_state),
-        scoring=_ProgressScorer(bar), refit=False, error_score="raise",
+        pipeline, grid, cv=folds, scoring=_ProgressScorer(bar), refit=False,
+        error_score="raise",
     )
     search.fit(X_train, y_train)
     rows, fitted = [], []

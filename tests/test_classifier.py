@@ -128,6 +128,41 @@ def test_clone_and_joblib_round_trip(iris):
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
 
 
+def test_pickling_leaves_the_fitted_model_in_place(iris):
+    X, y = iris
+    clf = KerasMLPClassifier(**FAST).fit(X, y)
+    network = clf.model_
+    joblib.dump(clf, io.BytesIO())
+    assert clf.model_ is network
+
+
+def test_dataframe_input_gives_no_feature_name_warning(iris):
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    X, y = iris
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = KerasMLPClassifier(**FAST).fit(frame, y)
+        clf.predict(frame)
+    assert list(clf.feature_names_in_) == ["a", "b", "c", "d"]
+
+
+def test_log_proba_is_finite_and_consistent(iris):
+    X, y = iris
+    clf = KerasMLPClassifier(**FAST).fit(X, y)
+    log_proba = clf.predict_log_proba(X * 1000)  # saturated softmax
+    assert np.isfinite(log_proba).all()
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X)), clf.predict_proba(X), rtol=1e-10)
+
+
+def test_early_stopping_with_fewer_validation_rows_than_classes(iris):
+    X, y = iris
+    clf = KerasMLPClassifier(epochs=3, early_stopping=True, validation_fraction=0.01, random_state=0)
+    assert clf.fit(X, y).n_iter_ <= 3
+
+
 def test_classifier_only_meta_estimators_accept_it(iris):
     X, y = iris
     calibrated = CalibratedClassifierCV(KerasMLPClassifier(**FAST), cv=2).fit(X, y)

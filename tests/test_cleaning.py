@@ -46,7 +46,19 @@ def test_cleaner_near_constant_column_is_dropped_after_clipping():
     X[:, 0] = np.arange(2000)
     X[0, 1] = 99.0  # a single outlier in an otherwise constant column
     cleaner = Cleaner(clip_quantile=0.001).fit(X)
-    assert cleaner.drop_reasons_ == {"x1": "constant"}
+    assert cleaner.drop_reasons_ == {"x1": "near-constant"}
+
+
+def test_cleaner_constant_column_with_inexact_float_values():
+    X = np.column_stack([np.arange(10.0), np.full(10, 0.1)])  # var() gives 1.9e-34
+    assert Cleaner().fit(X).drop_reasons_ == {"x1": "constant"}
+
+
+def test_cleaner_variance_threshold():
+    rng = np.random.RandomState(0)
+    X = np.column_stack([rng.normal(size=100), 0.01 * rng.normal(size=100)])
+    cleaner = Cleaner(clip_quantile=None, variance_threshold=0.001).fit(X)
+    assert cleaner.drop_reasons_ == {"x1": "near-constant"}
 
 
 def test_cleaner_clips_to_training_quantiles():

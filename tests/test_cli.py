@@ -140,3 +140,45 @@ def test_predict_with_the_wrong_number_of_columns(small_digits, tmp_path, capsys
     np.savez(tmp_path / "x.npz", X=X[:3, :10])
     assert main(["predict", str(model_path), str(tmp_path / "x.npz")]) == 2
     assert "has 10 feature columns but the model expects 64" in capsys.readouterr().err
+
+
+def test_headerless_csv_with_text_labels_keeps_its_first_row(tmp_path):
+    from skquant._io import read_table
+
+    path = tmp_path / "plain.csv"
+    path.write_text("1,2,cat\n3,4,dog\n5,6,cat\n")
+    X, y, names = read_table(str(path))
+    assert X.shape == (3, 2) and names is None
+    assert y.tolist() == ["cat", "dog", "cat"]
+
+
+def test_csv_with_a_byte_order_mark_and_missing_values(tmp_path):
+    from skquant._io import read_table
+
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffa,b,label\n1,,0\n3,NA,1\n".encode("utf-8"))
+    X, y, names = read_table(str(path))
+    assert names == ["a", "b"] and y.tolist() == [0, 1]
+    assert np.isnan(X[:, 1]).all()
+
+
+def test_label_column_index_out_of_range(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    path.write_text("1,2,0\n3,4,1\n")
+    assert main(["demo", "--data", str(path), "--label-column", "7", "--no-progress"]) == 2
+    assert "has no column '7'" in capsys.readouterr().err
+
+
+def test_demo_rejects_non_positive_epochs(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--epochs", "0"])
+    assert exit_info.value.code == 2
+    assert "expected a positive integer" in capsys.readouterr().err
+
+
+def test_predict_with_an_unfitted_model(tmp_path, capsys):
+    model_path = tmp_path / "model.joblib"
+    joblib.dump(make_pipeline(Cleaner(), LogisticRegression()), model_path)
+    np.savez(tmp_path / "x.npz", X=np.ones((2, 3)))
+    assert main(["predict", str(model_path), str(tmp_path / "x.npz")]) == 2
+    assert "unfitted Pipeline" in capsys.readouterr().err

@@ -32,7 +32,8 @@ class Cleaner(TransformerMixin, BaseEstimator):
         quantiles of the training data. ``None`` or 0 disables clipping.
     variance_threshold : float, default=0.0
         Columns whose variance, after imputation and clipping, is at most this
-        value are dropped.
+        value are dropped as near-constant. Columns whose values are all
+        equal, or all equal once clipped, are always dropped.
     drop_duplicates : bool, default=True
         Drop columns whose cleaned training values equal those of an earlier
         column.
@@ -52,7 +53,9 @@ class Cleaner(TransformerMixin, BaseEstimator):
     support_ : ndarray of bool of shape (n_features_in,)
         Mask of the kept columns.
     drop_reasons_ : dict
-        For each dropped column name, why it was dropped.
+        For each dropped column name, why it was dropped: ``"all missing"``,
+        ``"constant"``, ``"near-constant"`` (constant once clipped, or at most
+        ``variance_threshold`` in variance) or ``"duplicate of <name>"``.
 
     See Also
     --------
@@ -127,31 +130,30 @@ class Cleaner(TransformerMixin, BaseEstimator):
 
         missing = np.isnan(X)
         all_missing = missing.all(axis=0)
-        self.statistics_ = self._fill_values(X, all_missing)
-        X = np.where(missing, self.statistics_, X)
+        statistics = self._fill_values(X, all_missing)
+        X = np.where(missing, statistics, X)
+        present = ~all_missing
+        # constant before clipping: every value equal (exactly, unlike a
+        # variance, which rounding makes 1e-34 for a column of 0.1s)
+        constant = present & (np.ptp(X, axis=0) == 0)
 
-        if self.clip_quantile:
-            lower = np.full(n_features, -np.inf)
-            upper = np.full(n_features, np.inf)
-            present = ~all_missing
-            if present.any():
-                lower[present], upper[present] = np.quantile(
-                    X[:, present], [self.clip_quantile, 1 - self.clip_quantile], axis=0
-                )
+        lower = np.full(n_features, -np.inf)
+        upper = np.full(n_features, np.inf)
+        if self.clip_quantile and present.any():
+            lower[present], upper[present] = np.quantile(
+                X[:, present], [self.clip_quantile, 1 - self.clip_quantile], axis=0
+            )
             np.clip(X, lower, upper, out=X)
-        else:
-            lower = np.full(n_features, -np.inf)
-            upper = np.full(n_features, np.inf)
-        self.lower_bounds_, self.upper_bounds_ = lower, upper
 
-        support = ~all_missing
+        support = present.copy()
         for j in np.flatnonzero(all_missing):
             reasons[j] = "all missing"
-        variances = X.var(axis=0)
-        low_variance = support & (variances <= self.variance_threshold)
-        for j in np.flatnonzero(low_variance):
-            reasons[j] = "constant" if variances[j] == 0 else "near-constant"
-        support &= ~low_variance
+        # near-constant: constant once its outliers are clipped, or with a
+        # variance at most variance_threshold
+        flat = present & ((np.ptp(X, axis=0) == 0) | (X.var(axis=0) <= self.variance_threshold))
+        for j in np.flatnonzero(flat):
+            reasons[j] = "constant" if constant[j] else "near-constant"
+        support &= ~flat
 
         if self.drop_duplicates:
             first_seen = {}
@@ -172,6 +174,8 @@ class Cleaner(TransformerMixin, BaseEstimator):
                 + "); nothing is left to "
                 "learn from. Check the data, or lower variance_threshold."
             )
+        self.statistics_ = statistics
+        self.lower_bounds_, self.upper_bounds_ = lower, upper
         self.support_ = support
         self.drop_reasons_ = {str(names[j]): why for j, why in sorted(reasons.items())}
         return self

@@ -8,7 +8,12 @@ from sklearn.ensemble import IsolationForest
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_method_params,
+    _num_samples,
+    check_is_fitted,
+    validate_data,
+)
 
 
 def _estimator_has(method):
@@ -135,19 +140,15 @@ class OutlierFilter(MetaEstimatorMixin, BaseEstimator):
         y_array = np.asarray(y)
         if get_tags(self.estimator).estimator_type == "classifier":
             inliers = self._keep_every_class(y_array, inliers)
-        self.detector_ = detector
-        self.n_outliers_ = int(n_samples - inliers.sum())
         rows = np.flatnonzero(inliers)
-        kept_params = {
-            key: _safe_indexing(value, rows)
-            if hasattr(value, "__len__") and not isinstance(value, str)
-            and len(value) == n_samples
-            else value
-            for key, value in fit_params.items()
-        }
-        self.estimator_ = clone(self.estimator).fit(
+        # per-row parameters (sample_weight, ...) keep the inlier rows only
+        kept_params = _check_method_params(X, fit_params, indices=rows)
+        estimator = clone(self.estimator).fit(
             _safe_indexing(X, rows), _safe_indexing(y, rows), **kept_params
         )
+        self.estimator_ = estimator
+        self.detector_ = detector
+        self.n_outliers_ = int(n_samples - rows.size)
         return self
 
     @staticmethod

@@ -21,7 +21,6 @@ from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
     check_random_state,
-    validate_data,
 )
 
 from .._validation import validate_numeric
@@ -239,7 +238,11 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             The fitted classifier.
         """
         hidden = self._hidden_sizes()
-        X, y = self._validate_xy(X, y)
+        if y is None:
+            raise ValueError(
+                "KerasMLPClassifier requires y to be passed, but the target y is None."
+            )
+        X, y = validate_numeric(self, X, y, reset=True, ensure_min_samples=2)
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
         if len(encoder.classes_) < 2:
@@ -250,16 +253,14 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         y_encoded = encoder.transform(y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
-        self.classes_ = encoder.classes_
 
         if self.standardize:
-            self.input_mean_ = X.mean(axis=0, dtype=np.float64)
+            mean = X.mean(axis=0, dtype=np.float64)
             scale = X.std(axis=0, dtype=np.float64)
-            self.input_scale_ = np.where(scale > 0, scale, 1.0)
+            scale = np.where(scale > 0, scale, 1.0)
         else:
-            self.input_mean_ = np.zeros(X.shape[1])
-            self.input_scale_ = np.ones(X.shape[1])
-        inputs = self._standardized(X)
+            mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        inputs = ((X - mean) / scale).astype(np.float32)
 
         backend = load_keras()
         rng = check_random_state(self.random_state)
@@ -291,33 +292,37 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             random_state=seed,
             verbose=self.verbose,
         )
-        with _quiet_stderr() if not self.verbose else contextlib.nullcontext():
-            wrapper.fit(inputs, y_encoded, sample_weight=sample_weight, **fit_kwargs)
-        self._model = wrapper
-        history = wrapper.history_
-        self.loss_curve_ = [float(v) for v in history["loss"]]
-        self.n_iter_ = len(self.loss_curve_)
+        wrapper.fit(inputs, y_encoded, sample_weight=sample_weight, **fit_kwargs)
+
+        # fitted state is set only once training has succeeded
         dense = [layer for layer in wrapper.model_.layers if layer.get_weights()]
+        self.classes_ = encoder.classes_
+        self.input_mean_, self.input_scale_ = mean, scale
         self.coefs_ = [layer.get_weights()[0] for layer in dense]
         self.intercepts_ = [layer.get_weights()[1] for layer in dense]
+        self.loss_curve_ = [float(v) for v in wrapper.history_["loss"]]
+        self.n_iter_ = len(self.loss_curve_)
+        self._model = wrapper
+        self.__dict__.pop("_model_blob", None)
         return self
 
-    def _validate_xy(self, X, y):
-        if y is None:
-            raise ValueError(
-                "KerasMLPClassifier requires y to be passed, but the target y is None."
-            )
-        X = validate_numeric(self, X, reset=True, ensure_min_samples=2)
-        _, y = validate_data(self, X, y, reset=False, skip_check_array=False,
-                             ensure_all_finite=False, dtype=None)
-        return X, np.asarray(y)
-
     def _early_stopping_split(self, X, y, sample_weight, rng):
-        stratify = y if np.bincount(y).min() >= 2 else None
-        rows = np.arange(X.shape[0])
+        n_classes = int(y.max()) + 1
+        n_validation = int(np.ceil(self.validation_fraction * X.shape[0]))
+        if n_validation >= X.shape[0]:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no rows to "
+                f"train on with {X.shape[0]} rows; lower it or turn early_stopping off."
+            )
+        # stratify when every class can appear on both sides of the split
+        can_stratify = (
+            np.bincount(y).min() >= 2
+            and n_validation >= n_classes
+            and X.shape[0] - n_validation >= n_classes
+        )
         train, val = train_test_split(
-            rows, test_size=self.validation_fraction, stratify=stratify,
-            random_state=rng,
+            np.arange(X.shape[0]), test_size=n_validation,
+            stratify=y if can_stratify else None, random_state=rng,
         )
         validation = (X[val], y[val])
         if sample_weight is not None:
@@ -337,13 +342,13 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             if blob is None:
                 raise AttributeError("model_ is set by fit.")
             load_keras()
-            with _quiet_stderr():
-                model = pickle.loads(blob)
+            model = pickle.loads(blob)
             self._model = model
         return model
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # a copy: BaseEstimator.__getstate__ may return the live __dict__
+        state = dict(super().__getstate__())
         model = state.pop("_model", None)
         if model is not None:
             # Keep the Keras model as bytes so that unpickling this estimator
@@ -351,22 +356,22 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             state["_model_blob"] = pickle.dumps(model)
         return state
 
-    def _probabilities(self, X):
+    def _logits(self, X):
+        """The network's output before the softmax, evaluated with numpy.
+
+        The trained network is evaluated in float64: the same function Keras
+        computes (dropout is off at inference), exact to float64 rounding for
+        each row whatever the batch, and with no TensorFlow start-up or
+        per-call overhead.
+        """
         check_is_fitted(self, "classes_")
         X = validate_numeric(self, X, reset=False)
-        # The trained network is evaluated with numpy in float64: the same
-        # function Keras computes (dropout is off at inference), but exact to
-        # float64 rounding for each row whatever the batch, and with no
-        # TensorFlow start-up or per-call overhead.
         activations = self._standardized(X, dtype=np.float64)
         last = len(self.coefs_) - 1
         for i, (weights, bias) in enumerate(zip(self.coefs_, self.intercepts_)):
             activations = activations @ weights.astype(np.float64) + bias
             if i < last:
                 np.maximum(activations, 0.0, out=activations)
-        activations -= activations.max(axis=1, keepdims=True)
-        np.exp(activations, out=activations)
-        activations /= activations.sum(axis=1, keepdims=True)
         return activations
 
     def predict_proba(self, X):
@@ -383,10 +388,14 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             Probabilities, columns in the order of ``classes_`` (two columns
             for two classes).
         """
-        return self._probabilities(X)
+        logits = self._logits(X)
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        return logits
 
     def predict_log_proba(self, X):
-        """Log of the class probabilities.
+        """Log of the class probabilities (a log-softmax: finite, never -inf).
 
         Parameters
         ----------
@@ -398,8 +407,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         log_proba : ndarray of shape (n_samples, n_classes)
             Log probabilities.
         """
-        with np.errstate(divide="ignore"):
-            return np.log(self._probabilities(X))
+        logits = self._logits(X)
+        logits -= logits.max(axis=1, keepdims=True)
+        logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return logits
 
     def predict(self, X):
         """Predict class labels.
@@ -414,8 +425,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples,)
             Predicted labels, of the type of the training labels.
         """
-        proba = self._probabilities(X)
-        return self.classes_[np.argmax(proba, axis=1)]
+        return self.classes_[np.argmax(self._logits(X), axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -67,6 +67,10 @@ class BaseProjection(
     def _partial_fit(self, X, first_call):
         """Fold the chunk ``X`` into the running state."""
 
+    def _fit(self, X):
+        """Fit on all rows at once; by default, as one chunk."""
+        self._partial_fit(X, first_call=True)
+
     @abstractmethod
     def _finalize(self):
         """Derive the attributes in ``_derived_attributes``."""
@@ -134,8 +138,8 @@ class BaseProjection(
         X = self._validate_input(X, reset=True, ensure_min_samples=2)
         self._check_n_components(*X.shape)
         self._reset()
-        self._partial_fit(X, first_call=True)
-        self.n_samples_seen_ += X.shape[0]
+        self._fit(X)
+        self.n_samples_seen_ = X.shape[0]
         self._finalize()
         self._needs_finalize = False
         return self
@@ -161,6 +165,8 @@ class BaseProjection(
             The updated projection.
         """
         first_call = not hasattr(self, "n_samples_seen_")
+        if not first_call:
+            self._check_params_unchanged()
         X = self._validate_input(X, reset=first_call, ensure_min_samples=1)
         n_seen = X.shape[0] + (0 if first_call else self.n_samples_seen_)
         self._check_n_components(n_seen, X.shape[1])
@@ -172,6 +178,21 @@ class BaseProjection(
         self._needs_finalize = True
         return self
 
+    def _check_params_unchanged(self):
+        fitted_with = self.__dict__.get("_fitted_params", {})
+        changed = sorted(
+            name
+            for name, value in self.get_params(deep=False).items()
+            if name in fitted_with and fitted_with[name] is not value
+            and fitted_with[name] != value
+        )
+        if changed:
+            raise ValueError(
+                f"Parameter(s) {changed} changed since the projection was fitted; "
+                "partial_fit can only add rows. Call fit to start again with "
+                "the new parameters."
+            )
+
     def _drop_derived(self):
         # stale after new data; __getattr__ derives them again on first use
         for name in self._derived_attributes:
@@ -181,6 +202,7 @@ class BaseProjection(
         self._drop_derived()
         self.n_components_ = self.n_components
         self.n_samples_seen_ = 0
+        self._fitted_params = self.get_params(deep=False)
 
     def transform(self, X):
         """Project ``X`` to ``n_components_`` dimensions.

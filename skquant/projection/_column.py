@@ -1,14 +1,18 @@
 """The column family: linear projections for small and medium data.
 
-Three methods share one one-pass statistics accumulator:
+Two methods share one one-pass statistics accumulator (a float64 mean and
+scatter matrix, merged block by block, so ``partial_fit`` feeds it chunk by
+chunk):
 
-- ``"pca"``: exact principal components from a float64 covariance matrix
-  accumulated over row blocks (``partial_fit`` feeds it chunk by chunk);
-- ``"qr"``: column-subset selection by column-pivoted QR. Pivoted QR of the
-  centred data picks the same columns as pivoted QR of any square root of its
-  scatter matrix, so the selection streams through the same accumulator;
-- ``"random"``: a sparse random projection (scikit-learn's), which needs no
-  statistics at all.
+- ``"pca"``: exact principal components, the top eigenvectors of the
+  covariance;
+- ``"qr"``: column-subset selection by column-pivoted QR. Pivoted Cholesky of
+  the covariance makes the same pivot choices as pivoted QR of the centred
+  data, so the selection streams through the same accumulator;
+
+and ``"random"``, a sparse random projection (scikit-learn's), needs no
+statistics at all. With more columns than ``max_covariance_features``,
+``fit`` works on the rows directly (randomized SVD, or pivoted QR).
 """
 
 import warnings
@@ -16,11 +20,16 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import scipy.sparse
 from sklearn.random_projection import SparseRandomProjection
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import randomized_svd, svd_flip
-from sklearn.utils.validation import check_random_state
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_is_fitted,
+    check_random_state,
+)
 
 from ._base import BaseProjection
 
@@ -157,56 +166,75 @@ class ColumnProjection(BaseProjection):
         return n_features, f"X has {n_features} columns"
 
     def _resolve_solver(self, n_features):
-        if self.method != "pca":
+        if self.method == "random":
             return None
+        wide = n_features > self.max_covariance_features
+        if self.method == "qr":
+            return "direct" if wide else "covariance"
         if self.solver == "auto":
-            return (
-                "covariance"
-                if n_features <= self.max_covariance_features
-                else "randomized"
-            )
+            return "randomized" if wide else "covariance"
         return self.solver
+
+    def _fit(self, X):
+        self.solver_ = self._resolve_solver(X.shape[1])
+        self._dtype = X.dtype
+        if self.solver_ in ("randomized", "direct"):
+            # these solvers need every row at once; fit holds them anyway
+            self._rows = X
+        else:
+            self._partial_fit(X, first_call=True)
 
     def _partial_fit(self, X, first_call):
         n_features = X.shape[1]
         if first_call:
             self.solver_ = self._resolve_solver(n_features)
-            self._scatter = None
-            if self.method == "random":
-                self._fit_random(X)
-            elif self.solver_ != "randomized":
-                # Shifting by the first block's mean keeps the float32 block
-                # products well conditioned, as centring would.
-                self._shift = X[:_BLOCK_ROWS].mean(axis=0, dtype=np.float64)
-                self._shifted_sum = np.zeros(n_features)
-                self._scatter = np.zeros((n_features, n_features))
-            else:
-                self._randomized_rows = X
-                return
-        elif self.solver_ == "randomized":
+            self._dtype = X.dtype
+        if self.solver_ in ("randomized", "direct"):
             raise ValueError(
-                "partial_fit cannot use the randomized solver: with "
+                f"partial_fit cannot use the {self.solver_} solver that "
+                f"ColumnProjection(method={self.method!r}) needs for "
                 f"{n_features} columns (more than max_covariance_features="
-                f"{self.max_covariance_features}) no covariance matrix is "
-                "formed. Call fit on the whole array, raise "
+                f"{self.max_covariance_features}, so no covariance matrix "
+                "is formed). Call fit on the whole array, raise "
                 "max_covariance_features, or use method='random'."
             )
-        if self._scatter is not None:
-            self._accumulate(X)
+        if first_call:
+            if self.method == "random":
+                self._fit_random(X)
+            else:
+                self._mean = np.zeros(n_features)
+                self._scatter = np.zeros((n_features, n_features))
+        if self.method != "random":
+            self._accumulate(X, n_before=0 if first_call else self.n_samples_seen_)
 
-    def _accumulate(self, X):
-        shift = self._shift.astype(X.dtype)
+    def _accumulate(self, X, n_before):
+        """Fold rows into the running mean and scatter matrix (float64).
+
+        Each block is centred on an estimate of its own mean, so that its
+        product, computed in the input dtype at BLAS speed, stays accurate
+        however far the data drift; the blocks are then merged exactly with
+        the pairwise update of Chan, Golub and LeVeque.
+        """
+        n = n_before
         for start in range(0, X.shape[0], _BLOCK_ROWS):
-            block = X[start : start + _BLOCK_ROWS] - shift
-            # shifted values are small, so a block's sum is exact enough in
-            # the input dtype; the running total is float64
-            self._shifted_sum += block.sum(axis=0)
-            # block.T @ block runs as one symmetric rank-k update (syrk)
-            self._scatter += block.T @ block
+            block = X[start : start + _BLOCK_ROWS]
+            n_block = block.shape[0]
+            shift = block[:256].mean(axis=0)
+            centred = block - shift
+            residual = centred.sum(axis=0).astype(np.float64)
+            block_mean = shift.astype(np.float64) + residual / n_block
+            # centred.T @ centred runs as one symmetric rank-k update (syrk)
+            self._scatter += centred.T @ centred
+            self._scatter -= np.outer(residual, residual / n_block)
+            delta = block_mean - self._mean
+            n_total = n + n_block
+            self._scatter += np.outer(delta, delta * (n * n_block / n_total))
+            self._mean += delta * (n_block / n_total)
+            n = n_total
 
     def _fit_random(self, X):
         projector = SparseRandomProjection(
-            n_components=self.n_components,
+            n_components=self.n_components_,
             density=self.density,
             dense_output=True,
             random_state=self.random_state,
@@ -224,22 +252,27 @@ class ColumnProjection(BaseProjection):
             )
             self.inverse_components_ = np.linalg.pinv(dense).T
             return
-        if self.solver_ == "randomized":
-            self._finalize_randomized()
-            return
         n = self.n_samples_seen_
-        mean_offset = self._shifted_sum / n
-        self.mean_ = self._shift + mean_offset
-        # scatter about the mean = shifted scatter - n * offset offset^T
-        covariance = self._scatter - n * np.outer(mean_offset, mean_offset)
-        covariance /= max(n - 1, 1)
-        if self.method == "pca":
-            self._finalize_pca(covariance)
+        if n < 2:
+            raise ValueError(
+                f"ColumnProjection(method={self.method!r}) needs at least 2 rows "
+                f"to estimate the covariance; it has seen {n}. Feed more rows "
+                "with partial_fit."
+            )
+        if self.solver_ == "randomized":
+            self._finalize_randomized(self.__dict__.pop("_rows"))
+        elif self.solver_ == "direct":
+            self._finalize_qr_direct(self.__dict__.pop("_rows"))
         else:
-            self._finalize_qr(covariance)
+            self.mean_ = self._mean.copy()
+            covariance = self._scatter / (n - 1)
+            if self.method == "pca":
+                self._finalize_pca(covariance)
+            else:
+                self._finalize_qr(covariance)
 
     def _finalize_pca(self, covariance):
-        d, k = covariance.shape[0], self.n_components
+        d, k = covariance.shape[0], self.n_components_
         eigenvalues, eigenvectors = scipy.linalg.eigh(
             covariance, subset_by_index=[d - k, d - 1], driver="evr"
         )
@@ -256,13 +289,12 @@ class ColumnProjection(BaseProjection):
             else np.zeros(k)
         )
 
-    def _finalize_randomized(self):
-        X = self._randomized_rows
+    def _finalize_randomized(self, X):
         self.mean_ = X.mean(axis=0, dtype=np.float64)
         centred = X - self.mean_.astype(X.dtype)
         _, singular_values, components = randomized_svd(
             centred,
-            self.n_components,
+            self.n_components_,
             flip_sign=False,
             random_state=check_random_state(self.random_state),
         )
@@ -274,31 +306,47 @@ class ColumnProjection(BaseProjection):
         self.explained_variance_ratio_ = self.explained_variance_ / max(
             total_variance / (n - 1), np.finfo(float).tiny
         )
-        del self._randomized_rows
+
+    def _rank_tolerance(self, scale, size):
+        return scale * size * np.finfo(self._dtype).eps
 
     def _finalize_qr(self, covariance):
-        # Any R with R^T R = covariance has the same column geometry as the
-        # centred data, so pivoted QR of R picks the same columns.
-        eigenvalues, eigenvectors = scipy.linalg.eigh(covariance)
-        root = np.sqrt(np.maximum(eigenvalues, 0.0))[:, None] * eigenvectors.T
-        _, _, pivots = scipy.linalg.qr(root, mode="economic", pivoting=True)
-        selected = pivots[: self.n_components]
-        rank = int(np.sum(eigenvalues > eigenvalues.max() * 1e-12)) if eigenvalues.size else 0
-        if self.n_components > rank:
+        # Column-pivoted QR of the centred data X picks, at each step, the
+        # column with the largest residual after projecting out the columns
+        # already picked; pivoted Cholesky of X^T X makes the same choices
+        # from the covariance alone, in O(d^2 k).
+        d = covariance.shape[0]
+        tol = self._rank_tolerance(max(np.max(np.diag(covariance)), 0.0), d)
+        _, pivots, rank, _ = scipy.linalg.lapack.dpstrf(covariance, tol=tol)
+        selected = pivots[: self.n_components_] - 1  # LAPACK counts from 1
+        self._set_selection(selected, rank, covariance[np.ix_(selected, selected)],
+                            covariance[selected])
+
+    def _finalize_qr_direct(self, X):
+        self.mean_ = X.mean(axis=0, dtype=np.float64)
+        centred = X - self.mean_.astype(X.dtype)
+        r_factor, pivots = scipy.linalg.qr(centred, mode="r", pivoting=True)
+        diagonal = np.abs(np.diag(r_factor))
+        tol = self._rank_tolerance(diagonal.max() if diagonal.size else 0.0, max(X.shape))
+        selected = pivots[: self.n_components_]
+        kept = centred[:, selected].astype(np.float64)
+        self._set_selection(selected, int(np.sum(diagonal > tol)), kept.T @ kept,
+                            kept.T @ centred)
+
+    def _set_selection(self, selected, rank, cov_selected, cov_selected_all):
+        if self.n_components_ > rank:
             warnings.warn(
                 f"The centred data has rank {rank}, below n_components="
-                f"{self.n_components}: some selected columns are linear "
+                f"{self.n_components_}: some selected columns are linear "
                 "combinations of the others.",
                 UserWarning,
             )
-        components = np.zeros((self.n_components, covariance.shape[0]))
-        components[np.arange(self.n_components), selected] = 1.0
+        components = np.zeros((self.n_components_, cov_selected_all.shape[1]))
+        components[np.arange(self.n_components_), selected] = 1.0
         self.selected_columns_ = selected
         self.components_ = components
         # least-squares reconstruction of every column from the kept ones
-        self.inverse_components_ = np.linalg.pinv(
-            covariance[np.ix_(selected, selected)]
-        ) @ covariance[selected]
+        self.inverse_components_ = np.linalg.pinv(cov_selected) @ cov_selected_all
 
     def _transform(self, X):
         if self.method == "qr":
@@ -333,8 +381,7 @@ class ColumnProjection(BaseProjection):
         """
         if self.method != "qr":
             return super().get_feature_names_out(input_features)
-        from sklearn.utils.validation import _check_feature_names_in
-
+        check_is_fitted(self, "n_samples_seen_")
         self._ensure_finalized()
         names = _check_feature_names_in(self, input_features)
         return np.asarray(names[self.selected_columns_], dtype=object)
