@@ -11,7 +11,7 @@ memory of
 then the ratios the issue sets as targets, and the chunked fit's peak memory
 at 50,000 / 100,000 / 200,000 rows (it should not grow with the rows).
 
-Run: python benchmarks/bench_pca.py [--rows 200000] [--repeat 3]
+Run: python benchmarks/bench_pca.py [--rows 200000] [--repeat 5]
 """
 
 import argparse
@@ -57,7 +57,7 @@ def explained(estimator):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     X = make_data(args.rows)
     print(f"machine: {machine()}")

@@ -147,3 +147,16 @@ def test_inverse_transform_with_wrong_width():
 def test_outlier_filter_without_y():
     with pytest.raises(ValueError, match="requires y"):
         OutlierFilter(LogisticRegression()).fit(X, None)
+
+
+@pytest.mark.parametrize("solver_limit", [4096, 3])  # covariance path, row-based path
+def test_non_finite_value_deep_in_a_large_fit(solver_limit):
+    from sklearn.exceptions import NotFittedError
+
+    rows = np.random.RandomState(1).normal(size=(20_000, 5))
+    rows[17_000, 3] = np.nan  # past the first blocks the fit folds in
+    projection = ColumnProjection(2, max_covariance_features=solver_limit, random_state=0)
+    with pytest.raises(ValueError, match="Put a skquant.Cleaner"):
+        projection.fit(rows)
+    with pytest.raises(NotFittedError):
+        projection.transform(rows[:3])

@@ -388,11 +388,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             Probabilities, columns in the order of ``classes_`` (two columns
             for two classes).
         """
-        logits = self._logits(X)
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        return logits
+        return np.exp(self.predict_log_proba(X))
 
     def predict_log_proba(self, X):
         """Log of the class probabilities (a log-softmax: finite, never -inf).

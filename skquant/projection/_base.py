@@ -29,7 +29,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import validate_numeric
+from .._validation import check_finite, validate_numeric
 
 _NAN_ADVICE = (
     "Put a skquant.Cleaner() before the projection (make_quant_pipeline does) "
@@ -54,6 +54,11 @@ class BaseProjection(
 
     # fitted attributes that ``_finalize`` derives from the streaming state
     _derived_attributes: tuple = ()
+
+    # True when ``_fit`` checks that X is finite itself, folded into its own
+    # pass over the rows (it must raise the same clear error), so that
+    # ``fit`` does not read the data twice
+    _fit_checks_finite: bool = False
 
     def __init__(self, n_components):
         self.n_components = n_components
@@ -88,6 +93,9 @@ class BaseProjection(
     # ---------------------------------------------------------------- helpers
     def _validate_input(self, X, reset, **kwargs):
         return validate_numeric(self, X, reset=reset, advice=_NAN_ADVICE, **kwargs)
+
+    def _check_finite(self, X):
+        check_finite(X, type(self).__name__, _NAN_ADVICE)
 
     def _check_n_components(self, n_samples, n_features):
         limit, reason = self._max_components(n_samples, n_features)
@@ -135,10 +143,16 @@ class BaseProjection(
         self : object
             The fitted projection.
         """
-        X = self._validate_input(X, reset=True, ensure_min_samples=2)
+        X = self._validate_input(
+            X, reset=True, ensure_min_samples=2, allow_nan=self._fit_checks_finite
+        )
         self._check_n_components(*X.shape)
         self._reset()
-        self._fit(X)
+        try:
+            self._fit(X)
+        except Exception:
+            del self.n_samples_seen_  # a failed fit leaves nothing to continue
+            raise
         self.n_samples_seen_ = X.shape[0]
         self._finalize()
         self._needs_finalize = False

@@ -37,6 +37,26 @@ from ._base import BaseProjection
 # BLAS to run at full speed, small enough that the centred copy stays small.
 _BLOCK_ROWS = 8192
 
+# A block is centred before its product unless every column's mean is within
+# this many variances (squared) of zero; the product of raw rows then loses
+# at most log2(1 + ratio) bits to cancellation.
+_CENTRING_RATIO = 16.0
+
+
+def _centred_block(block, buffer):
+    """``(block - shift, shift)``, with ``shift`` near the block's mean.
+
+    A block already about centred (every column's mean within
+    ``_CENTRING_RATIO`` variances, squared, of zero) is returned as it is with
+    a zero shift: the product of its raw rows loses at most a few bits to
+    cancellation, and skipping the copy saves a pass over the data.
+    """
+    head = block[:256]
+    shift = head.mean(axis=0)
+    if np.all(shift * shift <= _CENTRING_RATIO * head.var(axis=0)):
+        return block, np.zeros_like(shift)
+    return np.subtract(block, shift, out=buffer[: block.shape[0]]), shift
+
 
 class ColumnProjection(BaseProjection):
     """Linear projection: PCA, pivoted-QR column selection or random projection.
@@ -175,9 +195,14 @@ class ColumnProjection(BaseProjection):
             return "randomized" if wide else "covariance"
         return self.solver
 
+    # the covariance path checks each block as it sums it (see _accumulate)
+    _fit_checks_finite = True
+
     def _fit(self, X):
         self.solver_ = self._resolve_solver(X.shape[1])
         self._dtype = X.dtype
+        if self.method == "random" or self.solver_ != "covariance":
+            self._check_finite(X)
         if self.solver_ in ("randomized", "direct"):
             # these solvers need every row at once; fit holds them anyway
             self._rows = X
@@ -210,25 +235,39 @@ class ColumnProjection(BaseProjection):
     def _accumulate(self, X, n_before):
         """Fold rows into the running mean and scatter matrix (float64).
 
-        Each block is centred on an estimate of its own mean, so that its
-        product, computed in the input dtype at BLAS speed, stays accurate
-        however far the data drift; the blocks are then merged exactly with
-        the pairwise update of Chan, Golub and LeVeque.
+        Each block whose mean is far from zero, relative to its spread, is
+        centred on an estimate of that mean, so that its product, computed in
+        the input dtype at BLAS speed, stays accurate however far the data
+        drift; the blocks are then merged exactly with the pairwise update of
+        Chan, Golub and LeVeque.
         """
         n = n_before
+        # reused across blocks: a fresh array per block costs page faults
+        # comparable to the centring itself (np.empty touches no page)
+        buffer = np.empty((min(_BLOCK_ROWS, X.shape[0]), X.shape[1]), X.dtype)
         for start in range(0, X.shape[0], _BLOCK_ROWS):
             block = X[start : start + _BLOCK_ROWS]
             n_block = block.shape[0]
-            shift = block[:256].mean(axis=0)
-            centred = block - shift
-            residual = centred.sum(axis=0).astype(np.float64)
+            # a non-finite value is reported just below, not warned about here
+            with np.errstate(invalid="ignore", over="ignore"):
+                centred, shift = _centred_block(block, buffer)
+                residual = centred.sum(axis=0).astype(np.float64)
+            if not np.isfinite(residual).all():
+                # NaN or inf in this block (fit checks here rather than in a
+                # separate pass), or else a finite sum that overflowed
+                self._check_finite(block)
             block_mean = shift.astype(np.float64) + residual / n_block
-            # centred.T @ centred runs as one symmetric rank-k update (syrk)
-            self._scatter += centred.T @ centred
-            self._scatter -= np.outer(residual, residual / n_block)
             delta = block_mean - self._mean
             n_total = n + n_block
-            self._scatter += np.outer(delta, delta * (n * n_block / n_total))
+            # centred.T @ centred runs as one symmetric rank-k update (syrk);
+            # then, as one rank-two product: minus the residual's outer
+            # product (scatter about the block's exact mean) plus the
+            # between-means term of the merge. numpy's BLAS throughout: a
+            # second BLAS (scipy's) in this loop would fight it for the cores.
+            self._scatter += centred.T @ centred
+            self._scatter += np.column_stack([residual, delta]) @ np.vstack(
+                [-residual / n_block, delta * (n * n_block / n_total)]
+            )
             self._mean += delta * (n_block / n_total)
             n = n_total
 
