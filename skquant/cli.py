@@ -226,7 +226,7 @@ def run_demo(args):
         raise CommandError(f"--cv must be at least 2, got {args.cv}.")
     if counts.min() < args.cv + 1:
         raise CommandError(
-            f"class {classes[np.argmin(counts)]!r} has {counts.min()} row(s); each class "
+            f"class {classes.tolist()[np.argmin(counts)]!r} has {counts.min()} row(s); each class "
             f"needs at least {args.cv + 1} for a {args.cv}-fold search and a test split."
         )
     X_train, X_test, y_train, y_test = train_test_split(

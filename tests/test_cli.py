@@ -182,3 +182,25 @@ def test_predict_with_an_unfitted_model(tmp_path, capsys):
     np.savez(tmp_path / "x.npz", X=np.ones((2, 3)))
     assert main(["predict", str(model_path), str(tmp_path / "x.npz")]) == 2
     assert "unfitted Pipeline" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--test-size", "1.5"], "--test-size must be between 0 and 1"),
+        (["--cv", "1"], "--cv must be at least 2"),
+        (["--kinds", "spiral"], "Unknown projection family 'spiral'"),
+        (["--dims", "500"], "No dimension in [500] is feasible"),
+    ],
+)
+def test_demo_argument_errors(tmp_path, capsys, extra, message):
+    assert main(["demo", "--no-progress", "--output-dir", str(tmp_path)] + extra) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_demo_with_a_class_too_small_to_split(tmp_path, capsys):
+    rng = np.random.RandomState(0)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, X=rng.normal(size=(30, 3)), y=np.array([0] * 27 + [1] * 3))
+    assert main(["demo", "--data", str(path), "--no-progress"]) == 2
+    assert "class 1 has 3 row(s)" in capsys.readouterr().err
