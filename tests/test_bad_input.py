@@ -160,3 +160,8 @@ def test_non_finite_value_deep_in_a_large_fit(solver_limit):
         projection.fit(rows)
     with pytest.raises(NotFittedError):
         projection.transform(rows[:3])
+
+
+def test_outlier_filter_with_continuous_targets_for_a_classifier():
+    with pytest.raises(ValueError, match="Unknown label type"):
+        OutlierFilter(LogisticRegression()).fit(X, RNG.normal(size=30))

@@ -8,6 +8,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_method_params,
     _num_samples,
@@ -125,6 +126,10 @@ class OutlierFilter(MetaEstimatorMixin, BaseEstimator):
         )
         if not hasattr(X, "iloc"):
             X = X_checked
+        is_classifier = get_tags(self.estimator).estimator_type == "classifier"
+        if is_classifier:
+            # before the detector runs: continuous targets fail here, clearly
+            check_classification_targets(y)
         n_samples = _num_samples(X)
         if self.detector is None:
             detector = IsolationForest(random_state=self.random_state)
@@ -137,9 +142,8 @@ class OutlierFilter(MetaEstimatorMixin, BaseEstimator):
                 "training rows as outliers; loosen it (for IsolationForest, "
                 "set a lower contamination)."
             )
-        y_array = np.asarray(y)
-        if get_tags(self.estimator).estimator_type == "classifier":
-            inliers = self._keep_every_class(y_array, inliers)
+        if is_classifier:
+            inliers = self._keep_every_class(np.asarray(y), inliers)
         rows = np.flatnonzero(inliers)
         # per-row parameters (sample_weight, ...) keep the inlier rows only
         kept_params = _check_method_params(X, fit_params, indices=rows)

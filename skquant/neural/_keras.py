@@ -59,7 +59,7 @@ def load_keras():
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         with _quiet_stderr():
             import keras
-            import tensorflow  # noqa: F401  (registers its loggers while quiet)
+            import tensorflow
             from scikeras.wrappers import KerasClassifier
 
             tensorflow.get_logger().setLevel("ERROR")

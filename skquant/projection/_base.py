@@ -33,7 +33,7 @@ from .._validation import check_finite, validate_numeric
 
 _NAN_ADVICE = (
     "Put a skquant.Cleaner() before the projection (make_quant_pipeline does) "
-    "to impute missing values and clip infinities."
+    "to impute missing and infinite values."
 )
 
 
@@ -113,8 +113,7 @@ class BaseProjection(
         # get a plain AttributeError.
         state = self.__dict__
         if name in type(self)._derived_attributes and state.get("_needs_finalize"):
-            self._finalize()
-            state["_needs_finalize"] = False
+            self._ensure_finalized()
             if name in state:
                 return state[name]
         raise AttributeError(
