@@ -201,9 +201,9 @@ def _load_demo_data(args):
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        return digits.data, digits.target, None, "digits (scikit-learn, bundled)"
-    X, y, names = read_table(args.data, args.label_column, require_label=True)
-    return X, y, names, args.data
+        return digits.data, digits.target, "digits (scikit-learn, bundled)"
+    X, y, _ = read_table(args.data, args.label_column, require_label=True)
+    return X, y, args.data
 
 
 def run_demo(args):
@@ -216,7 +216,7 @@ def run_demo(args):
     from .cleaning import Cleaner
     from .pipeline import make_quant_pipeline, projection_grid
 
-    X, y, names, source = _load_demo_data(args)
+    X, y, source = _load_demo_data(args)
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise CommandError(f"the labels hold a single class ({classes.tolist()}); need two or more.")
@@ -267,8 +267,12 @@ def run_demo(args):
         error_score="raise",
     )
     search.fit(X_train, y_train)
-    rows, fitted = [], []
-    for i, candidate in enumerate(search.cv_results_["params"]):
+    results = search.cv_results_
+    best = int(np.argmax(results["mean_test_score"]))
+    os.makedirs(args.output_dir, exist_ok=True)
+    model_path = os.path.join(args.output_dir, "best_pipeline.joblib")
+    rows = []
+    for i, candidate in enumerate(results["params"]):
         model = clone(pipeline).set_params(**candidate)
         start = time.perf_counter()
         model.fit(X_train, y_train)
@@ -277,17 +281,14 @@ def run_demo(args):
         family, dims = _candidate_label(candidate)
         rows.append({
             "family": family, "dims": dims,
-            "cv_accuracy": float(search.cv_results_["mean_test_score"][i]),
+            "cv_accuracy": float(results["mean_test_score"][i]),
             "test_accuracy": float(np.mean(model.predict(X_test) == y_test)),
             "fit_seconds": seconds, "model_bytes": _model_bytes(model),
         })
-        fitted.append(model)
+        if i == best:
+            joblib.dump(model, model_path)
     bar.close()
 
-    best = int(np.argmax([r["cv_accuracy"] for r in rows]))
-    os.makedirs(args.output_dir, exist_ok=True)
-    model_path = os.path.join(args.output_dir, "best_pipeline.joblib")
-    joblib.dump(fitted[best], model_path)
     table = _format_table(rows, best)
     print(table)
     with open(os.path.join(args.output_dir, "results.csv"), "w") as handle:
