@@ -18,15 +18,22 @@ def _to_float(text):
     return float(text)
 
 
-def _labels(values):
-    """Labels as numbers when they all are numbers, else as strings."""
+def _labels(values, path):
+    """Labels as integers when every one is written as an integer, else as
+    strings (so "1" and "1.0" stay different classes); none may be missing."""
+    for number, value in enumerate(values, start=1):
+        if value.lower() in _MISSING:
+            raise DataError(
+                f"{path}: data row {number} has no label ({value!r}); drop or "
+                "label such rows."
+            )
     try:
-        numbers = np.array([float(v) for v in values])
+        integers = np.array([int(v) for v in values])
     except ValueError:
         return np.array(values, dtype=object).astype(str)
-    if np.all(numbers == np.round(numbers)):
-        return numbers.astype(np.int64)
-    return numbers
+    if all(str(i) == v for i, v in zip(integers.tolist(), values)):
+        return integers
+    return np.array(values, dtype=object).astype(str)
 
 
 def read_table(path, label_column=None, require_label=True):
@@ -122,7 +129,7 @@ def _read_csv(path, label_column, require_label):
             f"{path}: column(s) {bad} are not numeric. Encode them as numbers or "
             "drop them (or name the label column with --label-column)."
         )
-    y = None if label_index is None else _labels([v.strip() for v in columns[label_index]])
+    y = None if label_index is None else _labels([v.strip() for v in columns[label_index]], path)
     return X, y, ([names[j] for j in feature_idx] if header else None)
 
 

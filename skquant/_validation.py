@@ -98,3 +98,17 @@ def check_finite(X, name, advice=""):
         f"{name} needs finite values. "
         + (advice or "Put a skquant.Cleaner() first to impute them.")
     )
+
+
+def forget_fit(estimator):
+    """Remove everything a failed ``fit`` may have set, keeping the parameters.
+
+    A fit that raises after validation has already recorded the new
+    ``n_features_in_`` (and perhaps more); left beside the previous fit's
+    attributes, that state could make ``transform`` give wrong numbers. After
+    this, the estimator is simply not fitted.
+    """
+    params = estimator.get_params(deep=False)
+    for name in list(vars(estimator)):
+        if name not in params:
+            del estimator.__dict__[name]

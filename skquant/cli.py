@@ -95,9 +95,10 @@ def main(argv=None):
         if args.command == "demo":
             return run_demo(args)
         return run_predict(args)
-    except (CommandError, ValueError) as exc:
+    except (CommandError, ValueError, OSError) as exc:
         # DataError, sklearn's parameter and NotFittedError errors are
-        # ValueErrors that already say what is wrong
+        # ValueErrors that already say what is wrong; OSError: a path that
+        # cannot be written
         print(f"skquant: error: {exc}", file=sys.stderr)
         return 2
 
@@ -224,14 +225,22 @@ def run_demo(args):
         raise CommandError(f"--test-size must be between 0 and 1, got {args.test_size}.")
     if args.cv < 2:
         raise CommandError(f"--cv must be at least 2, got {args.cv}.")
-    if counts.min() < args.cv + 1:
+    if counts.min() < 2:
         raise CommandError(
-            f"class {classes.tolist()[np.argmin(counts)]!r} has {counts.min()} row(s); each class "
-            f"needs at least {args.cv + 1} for a {args.cv}-fold search and a test split."
+            f"class {classes.tolist()[np.argmin(counts)]!r} has {counts.min()} row; each "
+            "class needs rows on both sides of the train/test split."
         )
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=args.test_size, stratify=y, random_state=args.random_state
     )
+    train_classes, train_counts = np.unique(y_train, return_counts=True)
+    if train_counts.min() < args.cv:
+        raise CommandError(
+            f"class {train_classes.tolist()[np.argmin(train_counts)]!r} has "
+            f"{train_counts.min()} training row(s) after the split; a {args.cv}-fold "
+            "search needs at least one per fold. Lower --cv or --test-size, or "
+            "add rows."
+        )
     folds = StratifiedKFold(args.cv, shuffle=True, random_state=args.random_state)
     # The Cleaner may keep fewer columns on a CV fold than on the whole
     # training split: size the grid by the smallest, so no candidate fails.

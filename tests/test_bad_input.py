@@ -165,3 +165,62 @@ def test_non_finite_value_deep_in_a_large_fit(solver_limit):
 def test_outlier_filter_with_continuous_targets_for_a_classifier():
     with pytest.raises(ValueError, match="Unknown label type"):
         OutlierFilter(LogisticRegression()).fit(X, RNG.normal(size=30))
+
+
+@pytest.mark.parametrize("method", ["pca", "qr", "random"])
+def test_a_failed_refit_leaves_the_projection_unfitted(method):
+    from sklearn.exceptions import NotFittedError
+
+    projection = ColumnProjection(2, method=method, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="n_components=2 is larger than 1"):
+        projection.fit(X[:, :1])
+    with pytest.raises(NotFittedError):
+        projection.transform(X[:3, :1])
+
+
+def test_a_failed_refit_leaves_the_cleaner_unfitted():
+    from sklearn.exceptions import NotFittedError
+
+    cleaner = Cleaner().fit(X)
+    with pytest.raises(ValueError, match="dropped every column"):
+        cleaner.fit(np.ones((10, 1)))
+    with pytest.raises(NotFittedError):
+        cleaner.transform(np.ones((3, 1)))
+
+
+def test_a_failed_first_partial_fit_can_be_retried_with_new_parameters():
+    projection = ColumnProjection(2, max_covariance_features=3)
+    with pytest.raises(ValueError, match="raise max_covariance_features"):
+        projection.partial_fit(X)
+    projection.set_params(max_covariance_features=10).partial_fit(X)
+    assert projection.transform(X).shape == (30, 2)
+
+
+def test_partial_fit_with_an_explicit_randomized_solver():
+    with pytest.raises(ValueError, match="cannot use solver='randomized'.*solver='covariance'"):
+        ColumnProjection(2, solver="randomized").partial_fit(X)
+
+
+def test_randomized_solver_needs_as_many_rows_as_components():
+    with pytest.raises(ValueError, match="n_components=6 is larger than 4.*randomized solver gets 4 rows"):
+        ColumnProjection(6, solver="randomized").fit(RNG.normal(size=(4, 10)))
+
+
+def test_values_so_large_their_products_overflow():
+    big = (X * 1e20).astype(np.float32)
+    with pytest.raises(ValueError, match="overflowed.*StandardScaler"):
+        ColumnProjection(2).fit(big)
+
+
+def test_outlier_filter_whose_detector_flags_every_row():
+    class FlagEverything(LogisticRegression):
+        def fit_predict(self, X, y=None):
+            return -np.ones(len(X), dtype=int)
+
+    with pytest.raises(ValueError, match="flagged all 30 training rows"):
+        OutlierFilter(LogisticRegression(), detector=FlagEverything()).fit(X, Y)
+
+
+def test_early_stopping_that_leaves_no_training_rows():
+    with pytest.raises(ValueError, match="leaves no rows to train on"):
+        KerasMLPClassifier(epochs=1, early_stopping=True, validation_fraction=0.99).fit(X, Y)

@@ -203,4 +203,57 @@ def test_demo_with_a_class_too_small_to_split(tmp_path, capsys):
     path = tmp_path / "tiny.npz"
     np.savez(path, X=rng.normal(size=(30, 3)), y=np.array([0] * 27 + [1] * 3))
     assert main(["demo", "--data", str(path), "--no-progress"]) == 2
-    assert "class 1 has 3 row(s)" in capsys.readouterr().err
+    assert "class 1 has 2 training row(s) after the split" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"features": np.ones((3, 2))}, "it needs one named 'X'"),
+        ({"X": np.ones(3), "y": np.ones(3)}, "must be 2-D"),
+        ({"X": np.array([["a", "b"]]), "y": np.ones(1)}, "must be numeric"),
+        ({"X": np.ones((3, 2))}, "has no label array 'y'"),
+        ({"X": np.ones((3, 2)), "y": np.ones(4)}, "'X' has 3 rows but 'y' has 4"),
+    ],
+)
+def test_bad_npz_data(tmp_path, capsys, arrays, message):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    assert main(["demo", "--data", str(path), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("data.json", "{}", "unsupported data file"),
+        ("header.csv", "a,b,label\n", "has a header but no data rows"),
+        ("nolabel.csv", "a,label\n1,0\n2,\n3,1\n", "data row 2 has no label"),
+    ],
+)
+def test_bad_data_files(tmp_path, capsys, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    assert main(["demo", "--data", str(path), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_labels_written_differently_stay_different_classes(tmp_path):
+    from skquant._io import read_table
+
+    path = tmp_path / "labels.csv"
+    path.write_text("a,label\n1,1\n2,1.0\n3,01\n")
+    assert read_table(str(path))[1].tolist() == ["1", "1.0", "01"]
+    path.write_text("a,label\n1,1\n2,2\n")
+    assert read_table(str(path))[1].tolist() == [1, 2]
+
+
+def test_predict_with_a_csv_lacking_the_models_named_columns(tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"height": [1.0, 2.0, 3.0, 4.0], "width": [2.0, 1.0, 4.0, 3.0]})
+    model_path = tmp_path / "model.joblib"
+    joblib.dump(make_pipeline(Cleaner(), LogisticRegression()).fit(frame, [0, 1, 0, 1]), model_path)
+    csv_path = tmp_path / "rows.csv"
+    csv_path.write_text("height,depth\n1,2\n")
+    assert main(["predict", str(model_path), str(csv_path)]) == 2
+    assert "lacks the model's column(s) ['width']" in capsys.readouterr().err

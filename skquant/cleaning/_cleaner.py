@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from .._validation import validate_numeric
+from .._validation import forget_fit, validate_numeric
 
 
 class Cleaner(TransformerMixin, BaseEstimator):
@@ -122,6 +122,13 @@ class Cleaner(TransformerMixin, BaseEstimator):
         self : object
             The fitted Cleaner.
         """
+        try:
+            return self._fit(X)
+        except Exception:
+            forget_fit(self)  # a failed fit leaves nothing half-fitted
+            raise
+
+    def _fit(self, X):
         X = validate_numeric(self, X, reset=True, allow_nan=True, ensure_min_samples=2)
         X = np.where(np.isfinite(X), X, np.nan)
         names = _check_feature_names_in(self, None)

@@ -23,7 +23,7 @@ from sklearn.utils.validation import (
     check_random_state,
 )
 
-from .._validation import validate_numeric
+from .._validation import forget_fit, validate_numeric
 
 _BACKEND = {}
 
@@ -237,6 +237,13 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self : object
             The fitted classifier.
         """
+        try:
+            return self._fit(X, y, sample_weight)
+        except Exception:
+            forget_fit(self)  # a failed fit leaves nothing half-fitted
+            raise
+
+    def _fit(self, X, y, sample_weight):
         hidden = self._hidden_sizes()
         if y is None:
             raise ValueError(
@@ -344,6 +351,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             load_keras()
             model = pickle.loads(blob)
             self._model = model
+            del self._model_blob  # held once, as the live model
         return model
 
     def __getstate__(self):
@@ -424,7 +432,3 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         logits = self._logits(X)  # checks fitted before classes_ is read
         return self.classes_[np.argmax(logits, axis=1)]
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = True
-        return tags

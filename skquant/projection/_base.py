@@ -29,7 +29,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_finite, validate_numeric
+from .._validation import check_finite, forget_fit, validate_numeric
 
 _NAN_ADVICE = (
     "Put a skquant.Cleaner() before the projection (make_quant_pipeline does) "
@@ -142,18 +142,18 @@ class BaseProjection(
         self : object
             The fitted projection.
         """
-        X = self._validate_input(
-            X, reset=True, ensure_min_samples=2, allow_nan=self._fit_checks_finite
-        )
-        self._check_n_components(*X.shape)
-        self._reset()
         try:
+            X = self._validate_input(
+                X, reset=True, ensure_min_samples=2, allow_nan=self._fit_checks_finite
+            )
+            self._check_n_components(*X.shape)
+            self._reset()
             self._fit(X)
+            self.n_samples_seen_ = X.shape[0]
+            self._finalize()
         except Exception:
-            del self.n_samples_seen_  # a failed fit leaves nothing to continue
+            forget_fit(self)  # a failed fit leaves nothing half-fitted
             raise
-        self.n_samples_seen_ = X.shape[0]
-        self._finalize()
         self._needs_finalize = False
         return self
 
@@ -185,7 +185,13 @@ class BaseProjection(
         self._check_n_components(n_seen, X.shape[1])
         if first_call:
             self._reset()
-        self._partial_fit(X, first_call=first_call)
+            try:
+                self._partial_fit(X, first_call=True)
+            except Exception:
+                forget_fit(self)  # nothing was fitted; the next call starts afresh
+                raise
+        else:
+            self._partial_fit(X, first_call=False)
         self.n_samples_seen_ = n_seen
         self._drop_derived()
         self._needs_finalize = True

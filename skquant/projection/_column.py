@@ -46,6 +46,8 @@ _CENTRING_RATIO = 16.0
 def _centred_block(block, buffer):
     """``(block - shift, shift)``, with ``shift`` near the block's mean.
 
+    ``buffer`` is a list that holds the scratch array once one is needed.
+
     A block already about centred (every column's mean within
     ``_CENTRING_RATIO`` variances, squared, of zero) is returned as it is with
     a zero shift: the product of its raw rows loses at most a few bits to
@@ -55,7 +57,11 @@ def _centred_block(block, buffer):
     shift = head.mean(axis=0)
     if np.all(shift * shift <= _CENTRING_RATIO * head.var(axis=0)):
         return block, np.zeros_like(shift)
-    return np.subtract(block, shift, out=buffer[: block.shape[0]]), shift
+    if not buffer:
+        # one array reused by every block of the call: a fresh array per
+        # block costs page faults comparable to the centring itself
+        buffer.append(np.empty(block.shape, block.dtype))  # blocks only shrink
+    return np.subtract(block, shift, out=buffer[0][: block.shape[0]]), shift
 
 
 class ColumnProjection(BaseProjection):
@@ -70,9 +76,10 @@ class ColumnProjection(BaseProjection):
     n_components : int, default=32
         Number of output dimensions. At most the number of input columns.
     method : {"pca", "qr", "random"}, default="pca"
-        - ``"pca"``: exact principal components, computed from a float64
-          covariance matrix accumulated in one pass over the data;
-          ``partial_fit`` accepts the data in chunks. Components have a
+        - ``"pca"``: exact principal components, from a covariance matrix
+          accumulated in float64 in one pass over the data (each block's
+          product is computed in the input dtype); ``partial_fit`` accepts the
+          data in chunks. Components have a
           deterministic sign (the largest loading of each is positive).
         - ``"qr"``: keeps ``n_components`` of the original columns, chosen by
           column-pivoted QR of the centred data; transform is a selection and
@@ -85,8 +92,10 @@ class ColumnProjection(BaseProjection):
         covariance unless there are more than ``max_covariance_features``
         columns. Ignored by the other methods.
     max_covariance_features : int, default=4096
-        With ``solver="auto"``, the largest number of columns for which a
-        d x d covariance matrix is formed.
+        The largest number of columns for which a d x d covariance matrix is
+        formed. Beyond it, ``"pca"`` with ``solver="auto"`` uses the
+        randomized solver and ``"qr"`` runs pivoted QR on the rows; both work
+        on the whole array in ``fit`` and refuse ``partial_fit``.
     density : float or "auto", default="auto"
         Density of the ``"random"`` projection matrix, as in
         :class:`sklearn.random_projection.SparseRandomProjection`.
@@ -118,10 +127,13 @@ class ColumnProjection(BaseProjection):
     selected_columns_ : ndarray of shape (n_components,)
         Indices of the kept columns, in pivot order (``"qr"``).
     inverse_components_ : ndarray of shape (n_components, n_features_in)
-        Least-squares map from the projection back to the centred input
-        (``"qr"`` and ``"random"``).
-    solver_ : str
-        The solver ``"pca"`` used: ``"covariance"`` or ``"randomized"``.
+        Least-squares map from the projection back to the input: from the
+        centred kept columns to the centred input for ``"qr"``, and the
+        pseudo-inverse of ``components_`` for ``"random"``.
+    solver_ : str or None
+        How the fit ran: ``"covariance"`` (``"pca"`` and ``"qr"``),
+        ``"randomized"`` (``"pca"`` on wide data), ``"direct"`` (``"qr"`` on
+        wide data), or None (``"random"``).
 
     See Also
     --------
@@ -183,6 +195,9 @@ class ColumnProjection(BaseProjection):
 
     # ------------------------------------------------------------------ hooks
     def _max_components(self, n_samples, n_features):
+        if self.method == "pca" and self._resolve_solver(n_features) == "randomized":
+            if n_samples < n_features:
+                return n_samples, f"the randomized solver gets {n_samples} rows"
         return n_features, f"X has {n_features} columns"
 
     def _resolve_solver(self, n_features):
@@ -214,6 +229,12 @@ class ColumnProjection(BaseProjection):
         if first_call:
             self.solver_ = self._resolve_solver(n_features)
             self._dtype = X.dtype
+        if self.solver_ == "randomized" and self.solver == "randomized":
+            raise ValueError(
+                "partial_fit cannot use solver='randomized', which needs every row "
+                "at once. Call fit on the whole array, or use solver='covariance' "
+                "(or 'auto') to feed chunks."
+            )
         if self.solver_ in ("randomized", "direct"):
             raise ValueError(
                 f"partial_fit cannot use the {self.solver_} solver that "
@@ -242,34 +263,33 @@ class ColumnProjection(BaseProjection):
         Chan, Golub and LeVeque.
         """
         n = n_before
-        # reused across blocks: a fresh array per block costs page faults
-        # comparable to the centring itself (np.empty touches no page)
-        buffer = np.empty((min(_BLOCK_ROWS, X.shape[0]), X.shape[1]), X.dtype)
-        for start in range(0, X.shape[0], _BLOCK_ROWS):
-            block = X[start : start + _BLOCK_ROWS]
-            n_block = block.shape[0]
-            # a non-finite value is reported just below, not warned about here
-            with np.errstate(invalid="ignore", over="ignore"):
+        buffer = []  # _centred_block's scratch array, made on first need
+        # non-finite values and overflow are reported as clear errors (below
+        # and in _finalize), not warned about along the way
+        with np.errstate(invalid="ignore", over="ignore"):
+            for start in range(0, X.shape[0], _BLOCK_ROWS):
+                block = X[start : start + _BLOCK_ROWS]
+                n_block = block.shape[0]
                 centred, shift = _centred_block(block, buffer)
                 residual = centred.sum(axis=0).astype(np.float64)
-            if not np.isfinite(residual).all():
-                # NaN or inf in this block (fit checks here rather than in a
-                # separate pass), or else a finite sum that overflowed
-                self._check_finite(block)
-            block_mean = shift.astype(np.float64) + residual / n_block
-            delta = block_mean - self._mean
-            n_total = n + n_block
-            # centred.T @ centred runs as one symmetric rank-k update (syrk);
-            # then, as one rank-two product: minus the residual's outer
-            # product (scatter about the block's exact mean) plus the
-            # between-means term of the merge. numpy's BLAS throughout: a
-            # second BLAS (scipy's) in this loop would fight it for the cores.
-            self._scatter += centred.T @ centred
-            self._scatter += np.column_stack([residual, delta]) @ np.vstack(
-                [-residual / n_block, delta * (n * n_block / n_total)]
-            )
-            self._mean += delta * (n_block / n_total)
-            n = n_total
+                if not np.isfinite(residual).all():
+                    # NaN or inf in this block (fit checks here rather than in a
+                    # separate pass), or else a finite sum that overflowed
+                    self._check_finite(block)
+                block_mean = shift.astype(np.float64) + residual / n_block
+                delta = block_mean - self._mean
+                n_total = n + n_block
+                # centred.T @ centred runs as one symmetric rank-k update (syrk);
+                # then, as one rank-two product: minus the residual's outer
+                # product (scatter about the block's exact mean) plus the
+                # between-means term of the merge. numpy's BLAS throughout: a
+                # second BLAS (scipy's) in this loop would fight it for the cores.
+                self._scatter += centred.T @ centred
+                self._scatter += np.column_stack([residual, delta]) @ np.vstack(
+                    [-residual / n_block, delta * (n * n_block / n_total)]
+                )
+                self._mean += delta * (n_block / n_total)
+                n = n_total
 
     def _fit_random(self, X):
         projector = SparseRandomProjection(
@@ -303,6 +323,13 @@ class ColumnProjection(BaseProjection):
         elif self.solver_ == "direct":
             self._finalize_qr_direct(self.__dict__.pop("_rows"))
         else:
+            if not np.isfinite(self._scatter).all():
+                raise ValueError(
+                    "The products of the input values overflowed (values of about "
+                    f"1e{int(np.log10(np.finfo(self._dtype).max) / 2)} or more in "
+                    f"{np.dtype(self._dtype).name}). Scale the data first (for "
+                    "example with sklearn's StandardScaler) or pass float64."
+                )
             self.mean_ = self._mean.copy()
             covariance = self._scatter / (n - 1)
             if self.method == "pca":
