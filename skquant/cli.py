@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from ._io import DataError, read_table
+from ._io import read_table
 
 
 class CommandError(Exception):
