@@ -69,6 +69,10 @@ def load_keras():
     return _BACKEND
 
 
+def _standardize(X, mean, scale, dtype):
+    return ((X - mean) / scale).astype(dtype)
+
+
 def _build_mlp(meta, hidden_layer_sizes, dropout, learning_rate):
     """Dense(relu) [-> Dropout] ... -> Dense(softmax), compiled with Adam."""
     keras = load_keras()["keras"]
@@ -267,20 +271,21 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             scale = np.where(scale > 0, scale, 1.0)
         else:
             mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
-        inputs = ((X - mean) / scale).astype(np.float32)
+        inputs = _standardize(X, mean, scale, np.float32)
 
-        backend = load_keras()
         rng = check_random_state(self.random_state)
         # Always pass a seed: once scikeras has switched on TensorFlow's op
         # determinism (it does for any seeded fit), unseeded random ops fail.
         # With random_state=None the seed comes from numpy's global state.
         seed = int(rng.randint(np.iinfo(np.int32).max))
         fit_kwargs = {}
-        callbacks = None
         if self.early_stopping:
             inputs, y_encoded, fit_kwargs, sample_weight = self._early_stopping_split(
                 inputs, y_encoded, sample_weight, rng
             )
+        backend = load_keras()  # only now: every check above is cheap
+        callbacks = None
+        if self.early_stopping:
             callbacks = [
                 backend["keras"].callbacks.EarlyStopping(
                     monitor="val_loss",
@@ -338,7 +343,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         return X[train], y[train], {"validation_data": validation}, sample_weight
 
     def _standardized(self, X, dtype=np.float32):
-        return ((X - self.input_mean_) / self.input_scale_).astype(dtype)
+        return _standardize(X, self.input_mean_, self.input_scale_, dtype)
 
     @property
     def model_(self):
