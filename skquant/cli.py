@@ -182,11 +182,10 @@ class _ProgressScorer:
         return score
 
 
-def _candidate_label(params):
-    """``("column:pca", 16)`` for a grid candidate."""
-    projection = params["project"]
+def _projection_label(projection):
+    """``"column:pca"`` for ``ColumnProjection(method="pca")``."""
     family = type(projection).__name__.replace("Projection", "").lower()
-    return f"{family}:{projection.method}", params.get("project__n_components")
+    return f"{family}:{projection.method}"
 
 
 def _model_bytes(model):
@@ -250,8 +249,7 @@ def run_demo(args):
     )
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     grid = projection_grid(kinds, args.dims, n_features=n_clean, random_state=args.random_state)
-    searched = {_candidate_label({"project": g["project"][0]})[0]:
-                g["project__n_components"] for g in grid}
+    searched = {_projection_label(g["project"][0]): g["project__n_components"] for g in grid}
     params = {} if args.epochs is None else {"classify__epochs": args.epochs}
     pipeline = make_quant_pipeline(random_state=args.random_state, **params)
     n_candidates = sum(len(g["project__n_components"]) for g in grid)
@@ -263,7 +261,7 @@ def run_demo(args):
         flush=True,
     )
     for entry in projection_grid(kinds, args.dims):
-        label = _candidate_label({"project": entry["project"][0]})[0]
+        label = _projection_label(entry["project"][0])
         skipped = sorted(set(entry["project__n_components"]) - set(searched.get(label, [])))
         if skipped:
             print(f"note: {label} skips dims {skipped}: it cannot give more dimensions "
@@ -287,9 +285,9 @@ def run_demo(args):
         model.fit(X_train, y_train)
         seconds = time.perf_counter() - start
         bar.update(1)
-        family, dims = _candidate_label(candidate)
         rows.append({
-            "family": family, "dims": dims,
+            "family": _projection_label(candidate["project"]),
+            "dims": candidate["project__n_components"],
             "cv_accuracy": float(results["mean_test_score"][i]),
             "test_accuracy": float(np.mean(model.predict(X_test) == y_test)),
             "fit_seconds": seconds, "model_bytes": _model_bytes(model),

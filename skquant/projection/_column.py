@@ -213,22 +213,29 @@ class ColumnProjection(BaseProjection):
     # the covariance path checks each block as it sums it (see _accumulate)
     _fit_checks_finite = True
 
-    def _fit(self, X):
+    def _start(self, X):
+        """Resolve the solver and set up the state the first rows feed."""
         self.solver_ = self._resolve_solver(X.shape[1])
         self._dtype = X.dtype
-        if self.method == "random" or self.solver_ != "covariance":
+        if self.method == "random":
+            self._fit_random(X)
+        elif self.solver_ == "covariance":
+            self._mean = np.zeros(X.shape[1])
+            self._scatter = np.zeros((X.shape[1], X.shape[1]))
+
+    def _fit(self, X):
+        self._start(X)
+        if self.solver_ != "covariance":
             self._check_finite(X)
         if self.solver_ in ("randomized", "direct"):
             # these solvers need every row at once; fit holds them anyway
             self._rows = X
-        else:
-            self._partial_fit(X, first_call=True)
+        elif self.method != "random":
+            self._accumulate(X, n_before=0)
 
     def _partial_fit(self, X, first_call):
-        n_features = X.shape[1]
         if first_call:
-            self.solver_ = self._resolve_solver(n_features)
-            self._dtype = X.dtype
+            self._start(X)
         if self.solver_ == "randomized" and self.solver == "randomized":
             raise ValueError(
                 "partial_fit cannot use solver='randomized', which needs every row "
@@ -239,17 +246,11 @@ class ColumnProjection(BaseProjection):
             raise ValueError(
                 f"partial_fit cannot use the {self.solver_} solver that "
                 f"ColumnProjection(method={self.method!r}) needs for "
-                f"{n_features} columns (more than max_covariance_features="
+                f"{X.shape[1]} columns (more than max_covariance_features="
                 f"{self.max_covariance_features}, so no covariance matrix "
                 "is formed). Call fit on the whole array, raise "
                 "max_covariance_features, or use method='random'."
             )
-        if first_call:
-            if self.method == "random":
-                self._fit_random(X)
-            else:
-                self._mean = np.zeros(n_features)
-                self._scatter = np.zeros((n_features, n_features))
         if self.method != "random":
             self._accumulate(X, n_before=0 if first_call else self.n_samples_seen_)
 
