@@ -14,6 +14,7 @@ _LAZY = {
     "Cleaner": "skquant.cleaning",
     "OutlierFilter": "skquant.cleaning",
     "ColumnProjection": "skquant.projection",
+    "TreeProjection": "skquant.projection",
     "KerasMLPClassifier": "skquant.neural",
     "make_quant_pipeline": "skquant.pipeline",
     "projection_grid": "skquant.pipeline",

@@ -56,8 +56,9 @@ def _build_parser():
     )
     demo.add_argument("--data", help="a .csv or .npz file (default: sklearn's digits)")
     demo.add_argument("--label-column", help="the label column (CSV name/index, NPZ key)")
-    demo.add_argument("--kinds", default="column",
-                      help="comma-separated families or family:method (default: column)")
+    demo.add_argument("--kinds", default="column,tree",
+                      help="comma-separated families or family:method "
+                           "(default: column,tree)")
     demo.add_argument("--dims", type=_int_list, default=[8, 16, 32, 64],
                       help="comma-separated dimensions (default: 8,16,32,64)")
     demo.add_argument("--cv", type=_positive_int, default=3,
@@ -314,11 +315,11 @@ def run_demo(args):
 
 
 def _format_table(rows, best):
-    header = f"{'family':<14}{'dims':>5}{'CV acc':>9}{'test acc':>10}{'fit s':>8}{'bytes':>10}"
+    header = f"{'family':<20}{'dims':>5}{'CV acc':>9}{'test acc':>10}{'fit s':>8}{'bytes':>10}"
     lines = [header, "-" * len(header)]
     for i, r in enumerate(rows):
         lines.append(
-            f"{r['family']:<14}{r['dims']:>5}{r['cv_accuracy']:>9.4f}"
+            f"{r['family']:<20}{r['dims']:>5}{r['cv_accuracy']:>9.4f}"
             f"{r['test_accuracy']:>10.4f}{r['fit_seconds']:>8.1f}{r['model_bytes']:>10}"
             + ("  <- best" if i == best else "")
         )

@@ -7,6 +7,7 @@ from sklearn.pipeline import Pipeline
 # family name -> (module, class, methods); a new family registers here
 _FAMILIES = {
     "column": ("skquant.projection", "ColumnProjection", ("pca", "qr", "random")),
+    "tree": ("skquant.projection", "TreeProjection", ("tsvq", "random-trees")),
 }
 
 
@@ -47,13 +48,16 @@ def make_quant_pipeline(
 
     Parameters
     ----------
-    projection : str, default="column"
-        The projection family. Currently ``"column"``.
+    projection : {"column", "tree"}, default="column"
+        The projection family: :class:`ColumnProjection` (linear, for small
+        and medium data) or :class:`TreeProjection` (tree-structured, for
+        large data).
     n_components : int, default=32
         Dimensions of the projection.
     method : str or None, default=None
-        The family's method (for ``"column"``: ``"pca"``, ``"qr"`` or
-        ``"random"``); ``None`` keeps the family's default.
+        The family's method (``"column"``: ``"pca"``, ``"qr"`` or
+        ``"random"``; ``"tree"``: ``"tsvq"`` or ``"random-trees"``); ``None``
+        keeps the family's default.
     outlier_filter : bool, default=False
         Wrap the classifier in :class:`OutlierFilter`, so that outlier rows
         are left out of training.
@@ -112,8 +116,9 @@ def projection_grid(
     Parameters
     ----------
     kinds : sequence of str, default=("column",)
-        Families to search. A family name (``"column"``) searches every method
-        of the family; ``"family:method"`` (``"column:qr"``) searches one.
+        Families to search. A family name (``"column"``, ``"tree"``) searches
+        every method of the family; ``"family:method"`` (``"column:qr"``,
+        ``"tree:tsvq"``) searches one.
     dims : sequence of int, default=(8, 16, 32, 64)
         Values of ``n_components`` to search.
     n_features : int or None, default=None

@@ -4,25 +4,42 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from skquant import Cleaner, ColumnProjection, KerasMLPClassifier, OutlierFilter
-from skquant import make_quant_pipeline
+from skquant import (
+    Cleaner,
+    ColumnProjection,
+    KerasMLPClassifier,
+    OutlierFilter,
+    TreeProjection,
+    make_quant_pipeline,
+)
 
 RNG = np.random.RandomState(0)
 X = RNG.normal(size=(30, 5))
 Y = np.arange(30) % 3
 
 
+PROJECTIONS = [
+    (ColumnProjection, "pca"), (ColumnProjection, "qr"), (ColumnProjection, "random"),
+    (TreeProjection, "tsvq"), (TreeProjection, "random-trees"),
+]
+PROJECTION_IDS = [f"{cls.__name__}-{method}" for cls, method in PROJECTIONS]
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize("method", ["pca", "qr", "random"])
-def test_non_finite_values_reaching_a_projection(bad, method):
+@pytest.mark.parametrize("cls, method", PROJECTIONS, ids=PROJECTION_IDS)
+def test_non_finite_values_reaching_a_projection(bad, cls, method):
     X_bad = X.copy()
     X_bad[3, 2] = bad
-    projection = ColumnProjection(2, method=method)
+    projection = cls(2, method=method)
     with pytest.raises(ValueError, match="Put a skquant.Cleaner"):
         projection.fit(X_bad)
+    with pytest.raises(ValueError, match="Put a skquant.Cleaner"):
+        cls(2, method=method).partial_fit(X_bad)
     projection.fit(X)
     with pytest.raises(ValueError, match="NaN .* or infinity"):
         projection.transform(X_bad)
+    with pytest.raises(ValueError, match="NaN .* or infinity"):
+        projection.partial_fit(X_bad)
 
 
 def test_non_finite_values_reaching_the_classifier():
@@ -41,7 +58,8 @@ def test_pipeline_handles_non_finite_values_itself():
 
 @pytest.mark.parametrize(
     "estimator",
-    [Cleaner(), ColumnProjection(2), OutlierFilter(LogisticRegression())],
+    [Cleaner(), ColumnProjection(2), TreeProjection(2),
+     TreeProjection(2, method="random-trees"), OutlierFilter(LogisticRegression())],
     ids=type,
 )
 def test_wrong_number_of_columns_after_fit(estimator):
@@ -65,14 +83,51 @@ def test_n_components_larger_than_the_columns(method):
         ColumnProjection(6, method=method).partial_fit(X)
 
 
+@pytest.mark.parametrize("method", ["tsvq", "random-trees"])
+def test_n_components_larger_than_the_rows_seen(method):
+    with pytest.raises(ValueError, match=r"n_components=31 is larger than 30.*rows"):
+        TreeProjection(31, method=method).fit(X)
+    projection = TreeProjection(31, method=method).partial_fit(np.vstack([X, X]))
+    assert projection.n_samples_seen_ == 60
+    with pytest.raises(ValueError, match=r"n_components=31 is larger than 10"):
+        TreeProjection(31, method=method).partial_fit(X[:10])
+
+
+def test_random_trees_with_too_few_leaves():
+    rows = np.random.RandomState(0).normal(size=(300, 4))
+    with pytest.raises(ValueError, match=r"larger than 14.*2 trees of depth 3.*raise n_estimators"):
+        TreeProjection(20, method="random-trees", n_estimators=2, max_depth=3).fit(rows)
+
+
+def test_partial_fit_with_other_columns_than_before():
+    projection = TreeProjection(3).partial_fit(X)
+    with pytest.raises(ValueError, match="X has 4 features, but TreeProjection is expecting 5"):
+        projection.partial_fit(X[:, :4])
+
+
+@pytest.mark.parametrize("cls", [ColumnProjection, TreeProjection])
 @pytest.mark.parametrize("value", [0, -3, 2.5, "ten"])
-def test_invalid_n_components(value):
+def test_invalid_n_components(cls, value):
     with pytest.raises(ValueError, match="n_components"):
-        ColumnProjection(value).fit(X)
+        cls(value).fit(X)
 
 
 @pytest.mark.parametrize(
-    "estimator", [Cleaner(), ColumnProjection(2), KerasMLPClassifier(epochs=1)], ids=type
+    "params",
+    [{"method": "kmeans"}, {"max_samples": 1}, {"refine_iter": -1}, {"n_estimators": 0},
+     {"max_depth": 0}],
+    ids=str,
+)
+def test_invalid_tree_parameters(params):
+    name = next(iter(params))
+    with pytest.raises(ValueError, match=f"'{name}' parameter of TreeProjection must be"):
+        TreeProjection(2, **params).fit(X)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [Cleaner(), ColumnProjection(2), TreeProjection(2), KerasMLPClassifier(epochs=1)],
+    ids=type,
 )
 def test_empty_input(estimator):
     with pytest.raises(ValueError, match="0 sample"):

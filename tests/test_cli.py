@@ -44,12 +44,12 @@ def test_demo_end_to_end_on_user_data(small_digits, tmp_path, capsys):
     np.savez(data, X=X, y=y)
     out = tmp_path / "out"
     code = main([
-        "demo", "--data", str(data), "--kinds", "column:pca,column:random", "--dims", "4,8",
+        "demo", "--data", str(data), "--kinds", "column:pca,tree:tsvq", "--dims", "4,8",
         "--cv", "2", "--epochs", "2", "--output-dir", str(out), "--no-progress",
     ])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "column:pca" in printed and "column:random" in printed and "<- best" in printed
+    assert "column:pca" in printed and "tree:tsvq" in printed and "<- best" in printed
     for name in ("best_pipeline.joblib", "accuracy_vs_dims.png", "results.csv"):
         assert (out / name).stat().st_size > 0
     rows = (out / "results.csv").read_text().splitlines()

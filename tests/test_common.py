@@ -42,6 +42,10 @@ FAST_INSTANCES = {
         cls(n_components=1, method=method, random_state=0)
         for method in ("pca", "qr", "random")
     ],
+    "TreeProjection": lambda cls: [
+        cls(n_components=2, method=method, random_state=0)
+        for method in ("tsvq", "random-trees")
+    ],
     "OutlierFilter": lambda cls: [cls(LogisticRegression(), random_state=0)],
     "KerasMLPClassifier": lambda cls: [
         cls(epochs=10, batch_size=64, learning_rate=0.03, dropout=0.0, random_state=0)
@@ -75,7 +79,10 @@ def test_every_public_estimator_is_exported():
 
 def test_discovery_finds_the_known_estimators():
     names = {cls.__name__ for cls in discover_estimators()}
-    assert {"Cleaner", "OutlierFilter", "ColumnProjection", "KerasMLPClassifier"} <= names
+    assert {
+        "Cleaner", "OutlierFilter", "ColumnProjection", "TreeProjection",
+        "KerasMLPClassifier",
+    } <= names
 
 
 @parametrize_with_checks(

@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, train_test_split
 
 from skquant import Cleaner, ColumnProjection, KerasMLPClassifier, OutlierFilter
-from skquant import make_quant_pipeline, projection_grid
+from skquant import TreeProjection, make_quant_pipeline, projection_grid
 
 FAST = {"classify__epochs": 4, "classify__batch_size": 64, "classify__learning_rate": 0.01}
 
@@ -30,6 +30,18 @@ def test_make_quant_pipeline_steps():
     assert (project.n_components, project.method, project.random_state) == (16, "random", 3)
     assert isinstance(pipe.named_steps["classify"], KerasMLPClassifier)
     assert pipe.named_steps["classify"].random_state == 3
+
+
+def test_the_tree_family_is_registered():
+    pipe = make_quant_pipeline("tree", 24, method="random-trees", random_state=5)
+    project = pipe.named_steps["project"]
+    assert isinstance(project, TreeProjection)
+    assert (project.n_components, project.method, project.random_state) == (
+        24, "random-trees", 5)
+    assert make_quant_pipeline("tree").named_steps["project"].method == "tsvq"
+    grid = projection_grid(["tree", "column:pca"], dims=(8, 128), n_features=64)
+    assert [(g["project"][0].method, g["project__n_components"]) for g in grid] == [
+        ("tsvq", [8, 128]), ("random-trees", [8, 128]), ("pca", [8])]
 
 
 def test_make_quant_pipeline_params_and_outlier_filter():
@@ -60,13 +72,13 @@ def test_projection_grid_families_and_dims():
 def test_grid_search_and_joblib_round_trip_in_a_fresh_process(digits_split, tmp_path):
     X_train, X_test, y_train, y_test = digits_split
     pipe = make_quant_pipeline(random_state=0, **FAST)
-    grid = projection_grid(["column:pca", "column:qr"], dims=(8, 16), n_features=64)
+    grid = projection_grid(["column:pca", "tree"], dims=(8, 16), n_features=64)
     search = GridSearchCV(pipe, grid, cv=2).fit(X_train, y_train)
-    assert len(search.cv_results_["params"]) == 4
+    assert len(search.cv_results_["params"]) == 6
     assert search.best_estimator_.score(X_test, y_test) > 0.5
 
     paths = {"best": tmp_path / "best.joblib", "pipe": tmp_path / "pipe.joblib"}
-    fitted = make_quant_pipeline("column", 8, random_state=0, **FAST).fit(X_train, y_train)
+    fitted = make_quant_pipeline("tree", 8, random_state=0, **FAST).fit(X_train, y_train)
     joblib.dump(search.best_estimator_, paths["best"])
     joblib.dump(fitted, paths["pipe"])
     np.save(tmp_path / "X.npy", X_test)
@@ -85,10 +97,12 @@ def test_grid_search_and_joblib_round_trip_in_a_fresh_process(digits_split, tmp_
     np.testing.assert_array_equal(np.load(tmp_path / "pipe_proba.npy"), fitted.predict_proba(X_test))
 
 
-def test_pipeline_is_deterministic(digits_split):
+@pytest.mark.parametrize("family, method", [("column", "random"), ("tree", "tsvq"),
+                                            ("tree", "random-trees")])
+def test_pipeline_is_deterministic(digits_split, family, method):
     X_train, X_test, y_train, _ = digits_split
-    a = make_quant_pipeline("column", 8, method="random", random_state=1, **FAST)
-    b = make_quant_pipeline("column", 8, method="random", random_state=1, **FAST)
+    a = make_quant_pipeline(family, 8, method=method, random_state=1, **FAST)
+    b = make_quant_pipeline(family, 8, method=method, random_state=1, **FAST)
     np.testing.assert_array_equal(
         a.fit(X_train, y_train).predict_proba(X_test),
         b.fit(X_train, y_train).predict_proba(X_test),

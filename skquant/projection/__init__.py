@@ -2,5 +2,6 @@
 
 from ._base import BaseProjection
 from ._column import ColumnProjection
+from ._tree import TreeProjection
 
-__all__ = ["BaseProjection", "ColumnProjection"]
+__all__ = ["BaseProjection", "ColumnProjection", "TreeProjection"]

@@ -1,0 +1,889 @@
+"""The tree family: tree-structured projections for large data sets.
+
+- ``"tsvq"``: tree-structured vector quantization. A binary tree of
+  prototypes is grown by recursive 2-means splits (bisecting k-means,
+  splitting the leaf with the largest squared error first) until it has
+  ``n_components`` leaves, and polished by a few Lloyd iterations on the
+  sample. Every internal node routes a row to the nearer of its two children,
+  a test against one hyperplane, so finding a row's leaf costs O(d log k)
+  instead of the O(d k) of a flat quantizer. In practice the tests run a
+  block of nodes per matrix product, stop at a subtree of at most
+  ``_BUCKET_LEAVES`` leaves (a bucket) whose nearest leaf is found exactly,
+  and the top block also tries the other side of each row's least certain
+  test. The features of a row are its closeness to every leaf prototype.
+- ``"random-trees"``: totally random trees (scikit-learn's
+  :class:`~sklearn.ensemble.RandomTreesEmbedding`); each row's leaf
+  indicators are reduced to ``n_components`` dense columns by the principal
+  axes of the indicator matrix.
+
+Both grow their trees on a bounded sample of the rows (the first
+``max_samples`` rows fed to ``partial_fit``, or a uniform sample in ``fit``)
+and then stream the rest: ``"tsvq"`` refines its prototypes with mini-batch
+updates routed through the tree, ``"random-trees"`` accumulates the
+co-occurrence counts of leaves. Memory does not grow with the number of rows.
+"""
+
+import heapq
+import math
+import warnings
+from numbers import Integral
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.extmath import svd_flip
+from sklearn.utils.validation import check_is_fitted, check_random_state
+
+from ._base import BaseProjection
+
+# Rows per block when streaming an in-memory (or memory-mapped) array.
+_BLOCK_ROWS = 32768
+
+# A split's 2-means iterates on at most this many of the node's rows, then
+# assigns all of them once: the split hyperplane is found as well from a
+# sample, and big nodes near the root stay cheap.
+_SPLIT_SAMPLE = 1024
+_SPLIT_MAX_ITER = 15
+
+# Internal nodes routed by one matrix product (a block, grown breadth-first
+# from its root). Computing all of a block's hyperplane tests for a row costs
+# more flops than the few on its path, but a dense product runs at BLAS
+# speed while a per-row gather does not; a block of 63 nodes covers at least
+# 6 levels, so the blocks a row passes through still grow like log k.
+_BLOCK_NODES = 63
+
+# Routing stops descending at a subtree of at most this many leaves (a
+# "bucket") and picks the nearest of its leaves exactly, by one small matrix
+# product: as cheap as the last levels of hyperplanes, and it makes no
+# mistake at the fine splits, where the hyperplane tests err most.
+_BUCKET_LEAVES = 32
+
+
+def _bisect(rows, rng):
+    """Split ``rows`` in two by 2-means; the "goes right" mask, or None.
+
+    The 2-means iterates on a sample of at most ``_SPLIT_SAMPLE`` rows, then
+    assigns every row once. None means the rows cannot be separated (they
+    are all the same point).
+    """
+    n = rows.shape[0]
+    if n > _SPLIT_SAMPLE:
+        # drawn with replacement: O(sample) work, where a draw without
+        # replacement would permute all n rows
+        sample = rows[np.sort(rng.randint(n, size=_SPLIT_SAMPLE))]
+    else:
+        sample = rows
+    first = sample[rng.randint(sample.shape[0])]
+    gaps = np.einsum("ij,ij->i", sample - first, sample - first, dtype=np.float64)
+    if not gaps.any():
+        if sample is rows or not np.any(rows != first):
+            return None
+        sample = rows  # the sample holds one point only; seed from all rows
+        gaps = np.einsum("ij,ij->i", sample - first, sample - first, dtype=np.float64)
+    # k-means++ seeding: the second seed is drawn in proportion to the
+    # squared distance from the first
+    second = sample[rng.choice(sample.shape[0], p=gaps / gaps.sum())]
+    centers = np.vstack([first, second]).astype(np.float64)
+    total = sample.sum(axis=0, dtype=np.float64)
+    right = None
+    for _ in range(_SPLIT_MAX_ITER):
+        normal, offset = _bisector(centers[0], centers[1])
+        new_right = sample @ normal.astype(sample.dtype) > offset
+        if right is not None and np.array_equal(new_right, right):
+            break
+        right = new_right
+        n_right = np.count_nonzero(right)
+        if n_right in (0, sample.shape[0]):
+            break
+        # the two means from one product: sum of the right rows, and the rest
+        right_sum = right.astype(sample.dtype) @ sample
+        centers = np.vstack([
+            (total - right_sum) / (sample.shape[0] - n_right), right_sum / n_right
+        ])
+    normal, offset = _bisector(centers[0], centers[1])
+    goes_right = rows @ normal.astype(rows.dtype) > offset
+    if np.count_nonzero(goes_right) in (0, n):
+        return None
+    return goes_right
+
+
+def _bisector(left, right):
+    """Hyperplane ``x @ normal > offset`` <=> ``x`` is nearer ``right``."""
+    normal = right - left
+    return normal, 0.5 * (right @ right - left @ left)
+
+
+def _grow(rows, n_leaves, rng):
+    """Bisecting 2-means on ``rows`` until there are ``n_leaves`` leaves.
+
+    The leaf with the largest squared error is split first. Returns the node
+    arrays (centers, sizes, children) with parents before children.
+    """
+    # squared errors from sums: sum |x|^2 - n |mean|^2 (rows are centred, so
+    # the difference does not cancel)
+    norms = np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
+    sums = [rows.sum(axis=0, dtype=np.float64)]
+    sizes = [rows.shape[0]]
+    children = [[-1, -1]]
+    members = {0: np.arange(rows.shape[0])}
+
+    def squared_error(node):
+        return norms[members[node]].sum() - sums[node] @ sums[node] / sizes[node]
+
+    # max-heap on squared error; ties broken by node id, for determinism
+    heap = [(-squared_error(0), 0)]
+    n_leaves_now = 1
+    while n_leaves_now < n_leaves and heap:
+        neg_error, node = heapq.heappop(heap)
+        if neg_error >= 0:
+            break
+        index = members.pop(node)
+        node_rows = rows[index]
+        goes_right = _bisect(node_rows, rng)
+        if goes_right is None:
+            continue  # identical rows: this leaf stays a leaf
+        right_sum = (goes_right.astype(rows.dtype) @ node_rows).astype(np.float64)
+        pair = []
+        for side, side_sum in ((~goes_right, sums[node] - right_sum), (goes_right, right_sum)):
+            child = len(sums)
+            pair.append(child)
+            members[child] = index[side]
+            sums.append(side_sum)
+            sizes.append(members[child].size)
+            children.append([-1, -1])
+            if sizes[child] > 1:
+                heapq.heappush(heap, (-squared_error(child), child))
+        children[node] = pair
+        n_leaves_now += 1
+    sizes = np.array(sizes, dtype=np.float64)
+    return np.array(sums) / sizes[:, None], sizes, np.array(children, dtype=np.intp)
+
+
+def _leaf_order(children):
+    """Leaves in depth-first, left-to-right order: neighbours in the tree
+    become neighbouring output columns."""
+    order, stack = [], [0]
+    while stack:
+        node = stack.pop()
+        if children[node, 0] < 0:
+            order.append(node)
+        else:
+            stack.extend((children[node, 1], children[node, 0]))
+    return np.array(order, dtype=np.intp)
+
+
+def _depths(children):
+    depth = np.zeros(children.shape[0], dtype=np.intp)
+    for node in range(children.shape[0]):  # parents come before children
+        if children[node, 0] >= 0:
+            depth[children[node]] = depth[node] + 1
+    return depth
+
+
+class _RoutingBlock:
+    """Up to ``_BLOCK_NODES`` internal nodes, routed by one matrix product.
+
+    ``nodes`` are the block's internal nodes (local index = position);
+    ``table[local, side]`` is the next local position: an internal node, or
+    ``len(nodes) + e`` for exit ``e``, which maps to itself (absorbing), so
+    every row takes ``depth`` steps. ``exits[e]`` is the node a row leaves
+    the block at: a bucket, or the root of a deeper block.
+    """
+
+    def __init__(self, root, children, is_bucket):
+        nodes, exits, frontier, depth = [], [], [root], 0
+        while frontier:
+            deeper = []
+            for node in frontier:
+                if is_bucket[node] or len(nodes) + len(frontier) > _BLOCK_NODES:
+                    exits.append(node)
+                else:
+                    nodes.append(node)
+                    deeper.extend(children[node])
+            frontier = deeper
+            depth += bool(deeper)
+        local = {node: i for i, node in enumerate(nodes)}
+        exit_pos = {node: len(nodes) + e for e, node in enumerate(exits)}
+        table = np.empty((len(nodes) + len(exits), 2), dtype=np.intp)
+        for i, node in enumerate(nodes):
+            for side in (0, 1):
+                child = children[node, side]
+                table[i, side] = local.get(child, exit_pos.get(child))
+        table[len(nodes):] = np.arange(len(nodes), len(nodes) + len(exits))[:, None]
+        self.nodes = np.array(nodes, dtype=np.intp)
+        self.table = table
+        self.exits = np.array(exits, dtype=np.intp)
+        self.depth = depth
+
+
+def _buckets(children, leaves):
+    """Mark the bucket nodes: the largest subtrees of at most
+    ``_BUCKET_LEAVES`` leaves. Returns the mask and each bucket's leaf columns."""
+    n_nodes = children.shape[0]
+    n_below = np.zeros(n_nodes, dtype=np.intp)
+    n_below[leaves] = 1
+    for node in range(n_nodes - 1, -1, -1):  # children come after parents
+        if children[node, 0] >= 0:
+            n_below[node] = n_below[children[node]].sum()
+    small = n_below <= _BUCKET_LEAVES
+    is_bucket = small.copy()
+    internal = np.flatnonzero(children[:, 0] >= 0)
+    is_bucket[children[internal[small[internal]]].ravel()] = False  # parent small too
+    column_of = np.full(n_nodes, -1, dtype=np.intp)
+    column_of[leaves] = np.arange(leaves.size)
+    members = {}
+    for bucket in np.flatnonzero(is_bucket):
+        found, stack = [], [bucket]
+        while stack:
+            node = stack.pop()
+            if children[node, 0] < 0:
+                found.append(column_of[node])
+            else:
+                stack.extend(children[node])
+        members[bucket] = np.sort(np.array(found, dtype=np.intp))
+    return is_bucket, members
+
+
+class TreeProjection(BaseProjection):
+    """Tree-structured projection: TSVQ prototypes or random-trees embedding.
+
+    The tree family holds the most capacity and suits large data sets: it
+    grows its trees on a bounded sample, then streams the remaining rows
+    chunk by chunk (``partial_fit``, or numpy memmaps through ``fit``) with
+    memory that does not grow with the number of rows.
+
+    Parameters
+    ----------
+    n_components : int, default=32
+        Number of output dimensions: leaves of the tree for ``"tsvq"``,
+        principal axes of the leaf indicators for ``"random-trees"``. At most
+        the number of rows seen.
+    method : {"tsvq", "random-trees"}, default="tsvq"
+        - ``"tsvq"``: tree-structured vector quantization. Bisecting 2-means
+          grows a binary tree of prototypes, splitting the leaf with the
+          largest squared error first, until it has ``n_components`` leaves.
+          Each internal node sends a row to the nearer of its two children (a
+          hyperplane test), so routing a row to its leaf costs O(d log k)
+          (:meth:`apply`). Lloyd iterations on the sample and mini-batch
+          updates over the streamed rows, each routed through the tree,
+          refine the prototypes. A row's features are its closeness to every
+          leaf prototype: the negative Euclidean distance, in units of
+          ``scale_``, computed by one matrix product.
+        - ``"random-trees"``: ``n_estimators`` totally random trees
+          (:class:`~sklearn.ensemble.RandomTreesEmbedding`) grown on the
+          sample; each row's one-hot leaf indicators are projected on the
+          ``n_components`` principal axes of the indicators, accumulated over
+          every row.
+    max_samples : int, default=32768
+        Rows the trees are grown on. ``fit`` draws them uniformly from ``X``;
+        ``partial_fit`` takes the first ``max_samples`` rows it is fed (feed
+        chunks in random order). The rows after them are streamed. A larger
+        sample gives better trees at a higher fit cost.
+    refine_iter : int, default=2
+        ``"tsvq"``: Lloyd iterations on the sample once the tree is grown:
+        each assigns every sample row to its nearest leaf and moves each leaf
+        prototype to the mean of its rows (internal nodes follow). Greedy
+        splits leave some prototypes off their best place; two iterations
+        recover most of the gap to k-means.
+    n_estimators : int, default=10
+        ``"random-trees"``: number of trees.
+    max_depth : int or None, default=None
+        ``"random-trees"``: depth of each tree. None chooses the smallest
+        depth, at least 5, whose leaves number at least twice
+        ``n_components`` over all trees.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the sample, the splits and the random trees.
+
+    Attributes
+    ----------
+    n_components_ : int
+        Number of output dimensions. Below ``n_components`` (with a warning)
+        when the rows hold fewer distinct points than ``n_components``.
+    n_features_in_ : int
+        Number of columns seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in,)
+        Names of the columns seen during fit, when they are all strings.
+    n_samples_seen_ : int
+        Number of rows the projection has been fitted on.
+    node_centers_ : ndarray of shape (n_nodes, n_features_in)
+        ``"tsvq"``: the prototype of every node of the tree; an internal
+        node's is the size-weighted mean of its leaves'. Node 0 is the root.
+    node_sizes_ : ndarray of shape (n_nodes,)
+        ``"tsvq"``: rows assigned to each node during the fit (in the last
+        Lloyd iteration on the sample, plus every streamed row).
+    children_ : ndarray of shape (n_nodes, 2)
+        ``"tsvq"``: the left and right child of each node, -1 for leaves.
+        A row goes right when it is nearer the right child's prototype.
+    parent_ : ndarray of shape (n_nodes,)
+        ``"tsvq"``: the parent of each node, -1 for the root.
+    leaves_ : ndarray of shape (n_components_,)
+        ``"tsvq"``: the node of each output column, in depth-first order.
+    leaf_sizes_ : ndarray of shape (n_components_,)
+        ``"tsvq"``: rows assigned to each leaf during the fit, as in
+        ``node_sizes_``.
+    cluster_centers_ : ndarray of shape (n_components_, n_features_in)
+        ``"tsvq"``: the leaf prototypes, one per output column.
+    max_depth_ : int
+        Depth of the tree (``"tsvq"``) or of each random tree.
+    scale_ : float
+        ``"tsvq"``: the unit of the output distances, the root mean squared
+        distance of the sample rows to their mean.
+    embedding_ : sklearn.ensemble.RandomTreesEmbedding
+        ``"random-trees"``: the fitted random trees.
+    components_ : ndarray of shape (n_components_, n_leaves)
+        ``"random-trees"``: principal axes of the leaf indicators.
+    indicator_mean_ : ndarray of shape (n_leaves,)
+        ``"random-trees"``: fraction of the rows reaching each leaf.
+    explained_variance_ : ndarray of shape (n_components_,)
+        ``"random-trees"``: variance of the indicators along each axis.
+
+    See Also
+    --------
+    ColumnProjection : linear projections for small and medium data.
+    sklearn.cluster.BisectingKMeans : a flat clustering grown the same way.
+    sklearn.cluster.MiniBatchKMeans : streaming k-means, O(d k) per row.
+    sklearn.ensemble.RandomTreesEmbedding : the ``"random-trees"`` trees.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skquant import TreeProjection
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> proj = TreeProjection(n_components=16, random_state=0).fit(X)
+    >>> proj.transform(X).shape
+    (1797, 16)
+    >>> proj.cluster_centers_.shape, proj.children_.shape
+    ((16, 64), (31, 2))
+    >>> int(proj.leaf_sizes_.sum())
+    1797
+    >>> proj.apply(X[:5]).shape
+    (5,)
+    >>> chunked = TreeProjection(n_components=16, random_state=0)
+    >>> for start in range(0, len(X), 500):
+    ...     chunked = chunked.partial_fit(X[start:start + 500])
+    >>> bool(abs(chunked.transform(X) - proj.transform(X)).max() < 1e-8)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseProjection._parameter_constraints,
+        "method": [StrOptions({"tsvq", "random-trees"})],
+        "max_samples": [Interval(Integral, 2, None, closed="left")],
+        "refine_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "max_depth": [Interval(Integral, 1, 30, closed="both"), None],
+        "random_state": ["random_state"],
+    }
+
+    _derived_attributes = (
+        "node_centers_",
+        "node_sizes_",
+        "children_",
+        "parent_",
+        "leaves_",
+        "leaf_sizes_",
+        "cluster_centers_",
+        "max_depth_",
+        "scale_",
+        "embedding_",
+        "components_",
+        "indicator_mean_",
+        "explained_variance_",
+    )
+
+    def __init__(
+        self,
+        n_components=32,
+        *,
+        method="tsvq",
+        max_samples=32768,
+        refine_iter=2,
+        n_estimators=10,
+        max_depth=None,
+        random_state=None,
+    ):
+        super().__init__(n_components)
+        self.method = method
+        self.max_samples = max_samples
+        self.refine_iter = refine_iter
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.random_state = random_state
+
+    def __getstate__(self):
+        # Fold in any rows still buffered first, so that a pickle holds the
+        # fitted tree and never the stream buffer or the growth sample.
+        self._ensure_finalized()
+        return super().__getstate__()
+
+    # ------------------------------------------------------------------ hooks
+    def _max_components(self, n_samples, n_features):
+        if self.method == "tsvq":
+            return n_samples, f"a tree grown on {n_samples} rows has at most that many leaves"
+        depth = self._resolve_depth()
+        n_leaves = self.n_estimators * (2**depth - 1)
+        if n_samples < n_leaves:
+            return n_samples, f"{n_samples} rows"
+        return n_leaves, (
+            f"{self.n_estimators} trees of depth {depth} give {n_leaves} independent "
+            "leaf indicators; raise n_estimators or max_depth"
+        )
+
+    def _resolve_depth(self):
+        if self.max_depth is not None:
+            return self.max_depth
+        per_tree = 2 * self.n_components / self.n_estimators + 1
+        return max(5, math.ceil(math.log2(per_tree)))
+
+    def _fit(self, X):
+        self._start(X)
+        n = X.shape[0]
+        if n <= self.max_samples:
+            self._grow(X)
+            return
+        # A uniform sample grows the trees; the other rows are streamed, a
+        # block at a time (a memmap is read block by block, never whole).
+        # (a Generator draws without replacement in O(max_samples) memory)
+        draw = np.random.default_rng(self._rng.randint(np.iinfo(np.int32).max))
+        sample = np.sort(draw.choice(n, self.max_samples, replace=False))
+        self._grow(X[sample])
+        for start in range(0, n, _BLOCK_ROWS):
+            stop = min(start + _BLOCK_ROWS, n)
+            lo, hi = np.searchsorted(sample, [start, stop])
+            keep = np.ones(stop - start, dtype=bool)
+            keep[sample[lo:hi] - start] = False
+            block = X[start:stop]
+            self._stream(block if keep.all() else block[keep])
+
+    def _partial_fit(self, X, first_call):
+        if first_call:
+            self._start(X)
+        if self._pending is None:  # the trees are grown: stream the rows
+            self._stream(X)
+            return
+        # Still filling the sample: keep rows until there are max_samples.
+        room = self.max_samples - self._n_pending
+        self._pending.append(np.array(X[:room]))
+        self._n_pending += min(room, X.shape[0])
+        if self._n_pending == self.max_samples:
+            self._grow(self._take_pending())
+            if X.shape[0] > room:
+                self._stream(X[room:])
+
+    def _start(self, X):
+        self._rng = check_random_state(self.random_state)
+        self._dtype = X.dtype
+        self._pending, self._n_pending = [], 0
+        self._buffer, self._n_buffered = None, 0
+
+    def _take_pending(self):
+        rows = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending = None
+        return rows
+
+    def _grow(self, rows):
+        self._pending = None
+        if self.method == "tsvq":
+            self._grow_tsvq(rows)
+        else:
+            self._grow_random_trees(rows)
+
+    def _stream(self, rows):
+        if self.method != "tsvq":
+            for start in range(0, rows.shape[0], _BLOCK_ROWS):
+                self._count_leaves(rows[start : start + _BLOCK_ROWS])
+            return
+        # Rows are centred into a buffer and routed _BLOCK_ROWS at a time:
+        # routing has a fixed cost per call, which small chunks would pay
+        # again and again.
+        if self._buffer is None:
+            self._buffer = np.empty((_BLOCK_ROWS, rows.shape[1]), dtype=self._dtype)
+            self._n_buffered = 0
+        start = 0
+        while start < rows.shape[0]:
+            take = min(_BLOCK_ROWS - self._n_buffered, rows.shape[0] - start)
+            np.subtract(
+                rows[start : start + take],
+                self._origin,
+                out=self._buffer[self._n_buffered : self._n_buffered + take],
+            )
+            self._n_buffered += take
+            start += take
+            if self._n_buffered == _BLOCK_ROWS:
+                self._flush(release=False)
+
+    def _flush(self, release):
+        """Route the buffered rows; ``release`` also frees the buffer."""
+        if self._buffer is not None and self._n_buffered:
+            self._update_prototypes(self._buffer[: self._n_buffered], lloyd=False)
+        self._n_buffered = 0
+        if release:
+            self._buffer = None
+
+    def _finalize(self):
+        if self._pending is not None:  # fewer rows than max_samples
+            self._grow(self._take_pending())
+        if self.method == "tsvq":
+            self._flush(release=True)
+            self._finalize_tsvq()
+        else:
+            self._finalize_random_trees()
+
+    def _transform(self, X):
+        if self.method == "tsvq":
+            return self._closeness(X)
+        return self._embed(X)
+
+    def _inverse_transform(self, Z):
+        if self.method != "tsvq":
+            return super()._inverse_transform(Z)
+        # decoding a quantizer: each row becomes its closest prototype
+        return self.cluster_centers_[np.argmax(Z, axis=1)]
+
+    # ------------------------------------------------------------------- tsvq
+    def _grow_tsvq(self, rows):
+        # Work in coordinates centred on the sample mean: the hyperplane tests
+        # and distances, computed in the input dtype, then lose no precision
+        # to a far-off origin.
+        self._origin = rows.mean(axis=0, dtype=np.float64).astype(rows.dtype)
+        centred = rows - self._origin
+        spread = np.einsum("ij,ij->", centred, centred, dtype=np.float64)
+        self._scale = math.sqrt(spread / rows.shape[0]) or 1.0
+        centers, sizes, children = _grow(centred, self.n_components, self._rng)
+        n_leaves = int(np.sum(children[:, 0] < 0))
+        if n_leaves < self.n_components:
+            warnings.warn(
+                f"The {rows.shape[0]} rows the tree is grown on hold only "
+                f"{n_leaves} distinct point(s), fewer than n_components="
+                f"{self.n_components}: duplicated rows cannot be split. The tree "
+                f"has {n_leaves} leaves and n_components_={n_leaves}. Pass "
+                "fewer n_components or more varied rows.",
+                UserWarning,
+            )
+        self.n_components_ = n_leaves
+        self._centers, self._sizes, self._children = centers, sizes, children
+        self._leaves = _leaf_order(children)
+        depth = _depths(children)
+        self._depth = int(depth.max())
+        internal = np.flatnonzero(children[:, 0] >= 0)
+        # internal nodes grouped by depth, deepest first, for bottom-up updates
+        self._internal_by_depth = [
+            internal[depth[internal] == level] for level in range(self._depth - 1, -1, -1)
+        ]
+        # the routing structure: blocks of hyperplanes down to the buckets
+        self._is_bucket, self._bucket_columns = _buckets(children, self._leaves)
+        self._bucket_rank = np.cumsum(self._is_bucket, dtype=np.uint16 if children.shape[0] < 2**16 else np.uint32)
+        self._blocks, pending = {}, [0]
+        while pending:
+            root = pending.pop()
+            if self._is_bucket[root]:
+                continue
+            block = _RoutingBlock(root, children, self._is_bucket)
+            self._blocks[root] = block
+            pending.extend(node for node in block.exits if not self._is_bucket[node])
+        self._set_routing()
+        for _ in range(self.refine_iter):
+            self._update_prototypes(centred, lloyd=True)
+
+    def _set_routing(self):
+        """Hyperplanes of the internal nodes, from their children's
+        prototypes (each node's bisector), and the leaf prototypes."""
+        internal = np.flatnonzero(self._children[:, 0] >= 0)
+        left = self._centers[self._children[internal, 0]]
+        right = self._centers[self._children[internal, 1]]
+        self._normals = np.zeros_like(self._centers)
+        self._offsets = np.zeros(self._centers.shape[0])
+        self._normals[internal] = right - left
+        self._offsets[internal] = 0.5 * (
+            np.einsum("ij,ij->i", right, right) - np.einsum("ij,ij->i", left, left)
+        )
+        norms = np.sqrt(np.einsum("ij,ij->i", self._normals, self._normals))
+        self._inverse_norms = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        self._prototypes = self._centers[self._leaves]
+        self._prototype_norms = np.einsum("ij,ij->i", self._prototypes, self._prototypes)
+
+    def _block_exits(self, block, part, probe):
+        """Route rows through one block; the node each leaves it at.
+
+        With ``probe``, also the exit of a second path: the one that takes
+        the other side at the row's least certain test (the hyperplane it
+        passes nearest), where a hyperplane test errs most often.
+        """
+        dtype = part.dtype
+        m = block.nodes.size
+        margins = part @ self._normals[block.nodes].T.astype(dtype)
+        margins -= self._offsets[block.nodes].astype(dtype)
+        # 1 where a row goes right at the block's node; the extra column of
+        # zeros serves rows already at an exit
+        right = np.zeros((part.shape[0], m + 1), dtype=np.uint8)
+        np.greater(margins, 0, out=right[:, :m])
+        flat_right = right.ravel()
+        base = np.arange(0, flat_right.size, m + 1)
+        position = np.zeros(part.shape[0], dtype=np.intp)
+        if probe:
+            # distance to each hyperplane; +inf for rows already at an exit
+            distance = np.full((part.shape[0], m + 1), np.inf, dtype=dtype)
+            np.multiply(np.abs(margins), self._inverse_norms[block.nodes].astype(dtype),
+                        out=distance[:, :m])
+            flat_distance = distance.ravel()
+            nearest = np.full(part.shape[0], np.inf, dtype=dtype)
+            doubtful = np.zeros(part.shape[0], dtype=np.intp)
+        for _ in range(block.depth):
+            here = base + np.minimum(position, m)
+            if probe:
+                closer = flat_distance[here] < nearest
+                nearest[closer] = flat_distance[here[closer]]
+                doubtful[closer] = position[closer]
+            position = block.table[position, flat_right[here]]
+        exits = block.exits[position - m]
+        if not probe:
+            return exits
+        line = np.arange(part.shape[0])
+        other = block.table[doubtful, 1 - right[line, doubtful]]
+        for _ in range(block.depth - 1):
+            other = block.table[other, flat_right[base + np.minimum(other, m)]]
+        return exits, block.exits[other - m]
+
+    def _route(self, centred):
+        """Leaf column of each (centred) row.
+
+        Hyperplane tests, a block of nodes per matrix product, take each row
+        down to a bucket; the top block also follows a second path, with its
+        least certain test flipped. Among the leaves of the bucket(s) a row
+        reaches, one matrix product finds the nearest.
+        """
+        n = centred.shape[0]
+        line = np.arange(n)
+        if self._is_bucket[0]:
+            entry_row, entry_node = line, np.zeros(n, dtype=np.intp)
+        else:
+            first, second = self._block_exits(self._blocks[0], centred, probe=True)
+            distinct = second != first
+            entry_row = np.concatenate([line, line[distinct]])
+            entry_node = np.concatenate([first, second[distinct]])
+        # deeper blocks, one path each
+        while True:
+            deeper = ~self._is_bucket[entry_node]
+            if not deeper.any():
+                break
+            for node in np.unique(entry_node[deeper]):
+                chosen = np.flatnonzero(entry_node == node)
+                part = np.take(centred, entry_row[chosen], axis=0)
+                entry_node[chosen] = self._block_exits(self._blocks[node], part, probe=False)
+        # entries sorted by bucket (a radix sort on 16-bit keys): one gather,
+        # then a contiguous slice per bucket
+        order = np.argsort(self._bucket_rank[entry_node], kind="stable")
+        entry_node, entry_row = entry_node[order], entry_row[order]
+        starts = np.flatnonzero(np.r_[True, entry_node[1:] != entry_node[:-1], True])
+        grouped = np.take(centred, entry_row, axis=0)
+        prototypes = self._prototypes.astype(centred.dtype)
+        norms = self._prototype_norms.astype(centred.dtype)
+        best_score = np.full(n, np.inf, dtype=centred.dtype)
+        columns = np.zeros(n, dtype=np.intp)
+        for start, stop in zip(starts[:-1], starts[1:]):
+            members = self._bucket_columns[entry_node[start]]
+            rows = entry_row[start:stop]
+            # nearest leaf: argmin of |c|^2 - 2 x.c (|x|^2 is the same for all)
+            scores = grouped[start:stop] @ (-2 * prototypes[members].T)
+            scores += norms[members]
+            pick = np.argmin(scores, axis=1)
+            score = scores[np.arange(rows.size), pick]
+            better = score < best_score[rows]  # a row is in a bucket once
+            best_score[rows[better]] = score[better]
+            columns[rows[better]] = members[pick[better]]
+        return columns
+
+    def _nearest(self, centred):
+        """Exact nearest leaf of each row, by brute force (O(d k) a row)."""
+        prototypes = self._prototypes.astype(centred.dtype)
+        norms = self._prototype_norms.astype(centred.dtype)
+        columns = np.empty(centred.shape[0], dtype=np.intp)
+        for start in range(0, centred.shape[0], 8192):
+            scores = centred[start : start + 8192] @ (-2 * prototypes.T)
+            scores += norms
+            columns[start : start + 8192] = np.argmin(scores, axis=1)
+        return columns
+
+    def _update_prototypes(self, centred, lloyd):
+        """Assign the rows to leaves and move the leaf prototypes to them.
+
+        ``lloyd``: a Lloyd iteration on the sample, each row assigned to its
+        exact nearest leaf and each prototype moved to the mean of its rows;
+        a leaf that gets no row keeps its prototype. Otherwise a mini-batch
+        step over new rows, each routed down the tree: every prototype
+        becomes the mean of all the rows it has received (MacQueen's online
+        k-means). Internal nodes follow as size-weighted means of their
+        children.
+        """
+        columns = self._nearest(centred) if lloyd else self._route(centred)
+        k = self._leaves.size
+        counts = np.bincount(columns, minlength=k).astype(np.float64)
+        # summing rows by leaf: a one-nonzero-per-row sparse product is one
+        # pass over the rows
+        membership = scipy.sparse.csr_matrix(
+            (np.ones(columns.size, dtype=centred.dtype), columns, np.arange(columns.size + 1)),
+            shape=(columns.size, k),
+        )
+        sums = np.asarray(membership.T @ centred, dtype=np.float64)
+        leaves = self._leaves
+        hit = counts > 0
+        if lloyd:
+            total = counts
+            self._centers[leaves[hit]] = sums[hit] / counts[hit, None]
+        else:
+            total = self._sizes[leaves] + counts
+            old = self._centers[leaves[hit]]
+            self._centers[leaves[hit]] = old + (sums[hit] - counts[hit, None] * old) / total[hit, None]
+        self._sizes[leaves] = total
+        for nodes in self._internal_by_depth:
+            left, right = self._children[nodes, 0], self._children[nodes, 1]
+            size_left, size_right = self._sizes[left], self._sizes[right]
+            size = size_left + size_right
+            filled = size > 0
+            nodes, left, right = nodes[filled], left[filled], right[filled]
+            self._centers[nodes] = (
+                size_left[filled, None] * self._centers[left]
+                + size_right[filled, None] * self._centers[right]
+            ) / size[filled, None]
+            self._sizes[nodes] = size[filled]
+        self._set_routing()
+
+    def _finalize_tsvq(self):
+        children = self._children
+        parent = np.full(children.shape[0], -1, dtype=np.intp)
+        internal = children[:, 0] >= 0
+        parent[children[internal, 0]] = np.flatnonzero(internal)
+        parent[children[internal, 1]] = np.flatnonzero(internal)
+        self.node_centers_ = self._centers + self._origin.astype(np.float64)
+        self.node_sizes_ = self._sizes.copy()
+        self.children_ = children.copy()
+        self.parent_ = parent
+        self.leaves_ = self._leaves.copy()
+        self.leaf_sizes_ = self.node_sizes_[self._leaves]
+        self.cluster_centers_ = self.node_centers_[self._leaves]
+        self.max_depth_ = self._depth
+        self.scale_ = self._scale
+
+    def _closeness(self, X):
+        centred = X - self._origin.astype(X.dtype)
+        prototypes = (self._centers[self._leaves]).astype(X.dtype)
+        # |x - c|^2 = |x|^2 - 2 x.c + |c|^2, as one matrix product
+        squared = centred @ (-2.0 * prototypes.T)
+        squared += np.einsum("ij,ij->i", prototypes, prototypes)
+        squared += np.einsum("ij,ij->i", centred, centred)[:, None]
+        np.maximum(squared, 0, out=squared)
+        np.sqrt(squared, out=squared)
+        squared *= X.dtype.type(-1.0 / self._scale)
+        return squared
+
+    def apply(self, X):
+        """Route each row down the tree(s) to its leaf.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to route, finite, with the columns seen in ``fit``.
+
+        Returns
+        -------
+        leaves : ndarray of shape (n_samples,) or (n_samples, n_estimators)
+            ``"tsvq"``: the output column of each row's leaf (its
+            tree-quantized code), found in O(d log k) per row.
+            ``"random-trees"``: each row's leaf index in every tree.
+        """
+        check_is_fitted(self, "n_samples_seen_")
+        self._ensure_finalized()
+        X = self._validate_input(X, reset=False)
+        if self.method == "tsvq":
+            return self._route(X - self._origin.astype(X.dtype))
+        return self._leaf_indices(X) - self._leaf_offsets[:-1]
+
+    # ----------------------------------------------------------- random-trees
+    def _grow_random_trees(self, rows):
+        from sklearn.ensemble import RandomTreesEmbedding
+
+        depth = self._resolve_depth()
+        self._embedding = RandomTreesEmbedding(
+            n_estimators=self.n_estimators,
+            max_depth=depth,
+            random_state=self._rng.randint(np.iinfo(np.int32).max),
+        ).fit(rows)
+        # each tree's leaves get consecutive columns of the indicator matrix
+        self._leaf_column = []
+        offsets = [0]
+        for tree in self._embedding.estimators_:
+            is_leaf = tree.tree_.children_left < 0
+            column = np.full(is_leaf.size, -1, dtype=np.intp)
+            column[is_leaf] = np.arange(np.count_nonzero(is_leaf))
+            self._leaf_column.append(column)
+            offsets.append(offsets[-1] + np.count_nonzero(is_leaf))
+        self._leaf_offsets = np.array(offsets, dtype=np.intp)
+        n_leaves = offsets[-1]
+        self._cooccurrence = scipy.sparse.csr_matrix((n_leaves, n_leaves))
+        for start in range(0, rows.shape[0], _BLOCK_ROWS):
+            self._count_leaves(rows[start : start + _BLOCK_ROWS])
+
+    def _leaf_indices(self, X):
+        """Global indicator column of each row's leaf in every tree."""
+        X32 = np.asarray(X, dtype=np.float32)
+        return np.column_stack(
+            [
+                column[tree.tree_.apply(X32)] + offset
+                for tree, column, offset in zip(
+                    self._embedding.estimators_, self._leaf_column, self._leaf_offsets
+                )
+            ]
+        )
+
+    def _count_leaves(self, rows):
+        """Add the rows' leaf co-occurrence counts (the indicators' Gram matrix)."""
+        leaves = self._leaf_indices(rows)
+        n, n_trees = leaves.shape
+        indicators = scipy.sparse.csr_matrix(
+            (np.ones(leaves.size), leaves.ravel(), np.arange(0, n * n_trees + 1, n_trees)),
+            shape=(n, self._leaf_offsets[-1]),
+        )
+        self._cooccurrence = self._cooccurrence + indicators.T @ indicators
+
+    def _finalize_random_trees(self):
+        n = self.n_samples_seen_
+        gram = self._cooccurrence.toarray() / n
+        mean = np.diag(gram).copy()  # indicators are 0/1: E[h^2] = E[h]
+        covariance = gram - np.outer(mean, mean)
+        n_leaves = covariance.shape[0]
+        k = min(self.n_components, n_leaves)
+        eigenvalues, eigenvectors = scipy.linalg.eigh(
+            covariance, subset_by_index=[n_leaves - k, n_leaves - 1], driver="evr"
+        )
+        order = np.argsort(eigenvalues)[::-1]
+        components = eigenvectors[:, order].T
+        _, components = svd_flip(None, components, u_based_decision=False)
+        eigenvalues = np.maximum(eigenvalues[order], 0.0)
+        tol = max(eigenvalues.max(initial=0.0), 1.0) * n_leaves * np.finfo(float).eps
+        rank = int(np.sum(eigenvalues > tol))
+        if rank < self.n_components:
+            warnings.warn(
+                f"The leaf indicators have rank {rank}, below n_components="
+                f"{self.n_components} (too few distinct rows, or too few leaves "
+                "reached): the last components carry no information.",
+                UserWarning,
+            )
+        self.n_components_ = k
+        self.embedding_ = self._embedding
+        self.components_ = components
+        self.indicator_mean_ = mean
+        self.explained_variance_ = eigenvalues
+        self.max_depth_ = self._resolve_depth()
+        # transform is a sum of one row of this table per tree
+        self._lookup = components.T.copy()
+        self._lookup_shift = mean @ self._lookup
+
+    def _embed(self, X):
+        leaves = self._leaf_indices(X)
+        lookup = self._lookup.astype(X.dtype)
+        embedded = np.empty((X.shape[0], self.n_components_), dtype=X.dtype)
+        embedded[:] = -self._lookup_shift.astype(X.dtype)
+        for tree in range(leaves.shape[1]):
+            embedded += lookup[leaves[:, tree]]
+        return embedded

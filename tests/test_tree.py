@@ -1,0 +1,220 @@
+"""The tree projection family: tsvq and random-trees."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_digits, make_blobs
+
+from skquant import TreeProjection
+
+METHODS = ["tsvq", "random-trees"]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits().data
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs(n_samples=12_000, n_features=8, centers=40, cluster_std=1.5,
+                      random_state=0)
+    return X
+
+
+def quantization_error(X, centers):
+    """Mean squared distance of each row to its nearest center."""
+    squared = ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=-1)
+    return squared.min(axis=1).mean()
+
+
+def feed(projection, X, chunk):
+    for start in range(0, len(X), chunk):
+        projection.partial_fit(X[start : start + chunk])
+    return projection
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_partial_fit_equals_fit_within_the_sample(digits, method):
+    # while every row fits in the sample, chunks change nothing
+    whole = TreeProjection(12, method=method, random_state=0).fit(digits)
+    chunked = feed(TreeProjection(12, method=method, random_state=0), digits, 400)
+    assert chunked.n_samples_seen_ == len(digits)
+    np.testing.assert_array_equal(chunked.transform(digits), whole.transform(digits))
+
+
+def test_chunked_stream_matches_the_quality_of_fit(blobs):
+    # beyond the sample, partial_fit streams the rows in arrival order and fit
+    # streams the rows outside a uniform sample: the quantization errors
+    # agree within 5%, and both are within 5% of full k-means
+    rng = np.random.RandomState(1)
+    X = blobs[rng.permutation(len(blobs))]
+    whole = TreeProjection(32, max_samples=2000, random_state=0).fit(X)
+    chunked = feed(TreeProjection(32, max_samples=2000, random_state=0), X, 1000)
+    error_fit = quantization_error(X, whole.cluster_centers_)
+    error_chunked = quantization_error(X, chunked.cluster_centers_)
+    assert abs(error_chunked - error_fit) <= 0.05 * error_fit
+    kmeans = KMeans(32, n_init=3, random_state=0).fit(X)
+    reference = kmeans.inertia_ / len(X)
+    assert error_fit <= 1.05 * reference and error_chunked <= 1.05 * reference
+    assert chunked.leaf_sizes_.sum() == len(X) == whole.leaf_sizes_.sum()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_transform_of_a_row_does_not_depend_on_the_batch(digits, method):
+    projection = TreeProjection(40, method=method, random_state=0).fit(digits)
+    together = projection.transform(digits[:50])
+    one_by_one = np.vstack([projection.transform(row[None]) for row in digits[:50]])
+    np.testing.assert_allclose(one_by_one, together, rtol=1e-12, atol=1e-12)
+    leaves = projection.apply(digits[:50])
+    np.testing.assert_array_equal(
+        np.concatenate([projection.apply(row[None]) for row in digits[:50]]), leaves
+    )
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_same_seed_same_projection(blobs, method):
+    fit = lambda seed: TreeProjection(  # noqa: E731
+        20, method=method, max_samples=3000, random_state=seed).fit(blobs)
+    np.testing.assert_array_equal(fit(3).transform(blobs[:200]),
+                                  fit(3).transform(blobs[:200]))
+    assert not np.array_equal(fit(3).transform(blobs[:200]), fit(4).transform(blobs[:200]))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_memmap_input(blobs, method, tmp_path):
+    path = tmp_path / "rows.dat"
+    stored = np.memmap(path, dtype=np.float32, mode="w+", shape=blobs.shape)
+    stored[:] = blobs
+    stored.flush()
+    rows = np.memmap(path, dtype=np.float32, mode="r", shape=blobs.shape)
+    in_memory = TreeProjection(16, method=method, max_samples=2500, random_state=0).fit(
+        np.asarray(blobs, dtype=np.float32))
+    mapped = TreeProjection(16, method=method, max_samples=2500, random_state=0).fit(rows)
+    np.testing.assert_array_equal(mapped.transform(rows[:300]),
+                                  in_memory.transform(rows[:300]))
+    streamed = feed(TreeProjection(16, method=method, max_samples=2500, random_state=0),
+                    rows, 2000)
+    assert streamed.transform(rows[:5]).dtype == np.float32
+    assert streamed.n_samples_seen_ == len(blobs)
+
+
+def test_the_fitted_tree_describes_itself(digits):
+    projection = TreeProjection(24, random_state=0).fit(digits)
+    children, parent = projection.children_, projection.parent_
+    n_nodes = children.shape[0]
+    assert n_nodes == 2 * 24 - 1 and projection.n_components_ == 24
+    internal = np.flatnonzero(children[:, 0] >= 0)
+    assert len(internal) == 23 and parent[0] == -1
+    for node in internal:
+        assert (parent[children[node]] == node).all()
+        sizes = projection.node_sizes_[children[node]]
+        assert projection.node_sizes_[node] == sizes.sum()
+        np.testing.assert_allclose(
+            projection.node_centers_[node],
+            sizes @ projection.node_centers_[children[node]] / sizes.sum(), atol=1e-9,
+        )
+    assert sorted(projection.leaves_) == sorted(set(range(n_nodes)) - set(internal))
+    np.testing.assert_array_equal(projection.cluster_centers_,
+                                  projection.node_centers_[projection.leaves_])
+    assert projection.leaf_sizes_.sum() == len(digits)
+    assert projection.max_depth_ >= int(np.ceil(np.log2(24)))
+
+
+def test_features_are_closeness_to_every_prototype(digits):
+    projection = TreeProjection(16, random_state=0).fit(digits)
+    Z = projection.transform(digits[:100])
+    distances = np.sqrt(((digits[:100, None] - projection.cluster_centers_[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(Z, -distances / projection.scale_, atol=1e-9)
+    # with at most 32 leaves the one bucket is searched exactly
+    np.testing.assert_array_equal(projection.apply(digits),
+                                  projection.transform(digits).argmax(axis=1))
+    decoded = projection.inverse_transform(Z)
+    np.testing.assert_array_equal(decoded, projection.cluster_centers_[Z.argmax(axis=1)])
+
+
+def test_routing_through_a_deep_tree_finds_nearly_the_nearest_leaf(blobs):
+    # 256 leaves: rows descend hyperplane blocks to a bucket of at most 32
+    # leaves; almost every row lands on its exact nearest prototype
+    projection = TreeProjection(256, max_samples=6000, random_state=0).fit(blobs)
+    assert len(projection._bucket_columns) > 1  # the tree is routed, not searched flat
+    routed = projection.apply(blobs[:3000])
+    nearest = projection.transform(blobs[:3000]).argmax(axis=1)
+    assert np.mean(routed == nearest) > 0.95
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_float32_is_preserved(digits, method):
+    X32 = digits.astype(np.float32)
+    projection = TreeProjection(10, method=method, random_state=0).fit(X32)
+    assert projection.transform(X32).dtype == np.float32
+    reference = TreeProjection(10, method=method, random_state=0).fit(digits)
+    np.testing.assert_allclose(projection.transform(X32), reference.transform(digits),
+                               atol=1e-3)
+
+
+def test_duplicated_rows_warn_and_give_fewer_leaves():
+    X = np.repeat(np.arange(15, dtype=float).reshape(5, 3), 8, axis=0)
+    with pytest.warns(UserWarning, match="only 5 distinct point"):
+        projection = TreeProjection(8, random_state=0).fit(X)
+    assert projection.n_components_ == 5
+    assert projection.transform(X).shape == (40, 5)
+    assert projection.get_feature_names_out().shape == (5,)
+
+
+def test_random_trees_report_too_few_distinct_rows():
+    X = np.repeat(np.arange(6, dtype=float).reshape(3, 2), 10, axis=0)
+    with pytest.warns(UserWarning, match="rank"):
+        projection = TreeProjection(4, method="random-trees", random_state=0).fit(X)
+    assert projection.transform(X).shape[1] == projection.n_components_
+
+
+def test_random_trees_components(digits):
+    projection = TreeProjection(20, method="random-trees", random_state=0).fit(digits)
+    variance = projection.explained_variance_
+    assert np.all(np.diff(variance) <= 1e-12) and variance[0] > 0
+    n_leaves = projection.components_.shape[1]
+    assert n_leaves == sum(
+        int((tree.tree_.children_left < 0).sum()) for tree in projection.embedding_.estimators_
+    )
+    np.testing.assert_allclose(projection.indicator_mean_.sum(), projection.n_estimators)
+    np.testing.assert_allclose(projection.transform(digits).mean(axis=0), 0, atol=1e-9)
+    assert projection.apply(digits[:3]).shape == (3, projection.n_estimators)
+    with pytest.raises(NotImplementedError, match="no inverse_transform"):
+        projection.inverse_transform(np.zeros((1, 20)))
+
+
+def test_partial_fit_goes_on_after_a_transform(blobs):
+    projection = TreeProjection(16, max_samples=2000, random_state=0)
+    feed(projection, blobs[:6000], 1000)
+    first = projection.transform(blobs[:10])
+    feed(projection, blobs[6000:], 1000)
+    assert projection.n_samples_seen_ == len(blobs)
+    assert projection.leaf_sizes_.sum() == len(blobs)
+    assert not np.array_equal(projection.transform(blobs[:10]), first)
+
+
+def test_pickle_is_small_and_round_trips(blobs):
+    projection = feed(TreeProjection(16, max_samples=2000, random_state=0), blobs, 1000)
+    blob = pickle.dumps(projection)
+    # the stream buffer and the growth sample are not stored
+    assert len(blob) < 50_000
+    restored = pickle.loads(blob)
+    np.testing.assert_array_equal(restored.transform(blobs[:20]), projection.transform(blobs[:20]))
+
+
+def test_changed_parameters_between_chunks_are_refused(blobs):
+    projection = TreeProjection(8, random_state=0).partial_fit(blobs[:500])
+    projection.set_params(method="random-trees")
+    with pytest.raises(ValueError, match=r"\['method'\] changed"):
+        projection.partial_fit(blobs[500:1000])
+
+
+def test_no_warnings_on_ordinary_data(digits):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in METHODS:
+            TreeProjection(64, method=method, random_state=0).fit(digits).transform(digits)
