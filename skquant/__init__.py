@@ -15,6 +15,7 @@ _LAZY = {
     "OutlierFilter": "skquant.cleaning",
     "ColumnProjection": "skquant.projection",
     "TreeProjection": "skquant.projection",
+    "GraphProjection": "skquant.projection",
     "KerasMLPClassifier": "skquant.neural",
     "make_quant_pipeline": "skquant.pipeline",
     "projection_grid": "skquant.pipeline",

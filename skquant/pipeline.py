@@ -8,6 +8,7 @@ from sklearn.pipeline import Pipeline
 _FAMILIES = {
     "column": ("skquant.projection", "ColumnProjection", ("pca", "qr", "random")),
     "tree": ("skquant.projection", "TreeProjection", ("tsvq", "random-trees")),
+    "graph": ("skquant.projection", "GraphProjection", ("spectral", "lpp")),
 }
 
 

@@ -46,6 +46,10 @@ FAST_INSTANCES = {
         cls(n_components=2, method=method, random_state=0)
         for method in ("tsvq", "random-trees")
     ],
+    "GraphProjection": lambda cls: [
+        cls(n_components=2, method=method, n_neighbors=3, random_state=0)
+        for method in ("spectral", "lpp")
+    ],
     "OutlierFilter": lambda cls: [cls(LogisticRegression(), random_state=0)],
     "KerasMLPClassifier": lambda cls: [
         cls(epochs=10, batch_size=64, learning_rate=0.03, dropout=0.0, random_state=0)
@@ -80,7 +84,7 @@ def test_every_public_estimator_is_exported():
 def test_discovery_finds_the_known_estimators():
     names = {cls.__name__ for cls in discover_estimators()}
     assert {
-        "Cleaner", "OutlierFilter", "ColumnProjection", "TreeProjection",
+        "Cleaner", "OutlierFilter", "ColumnProjection", "TreeProjection", "GraphProjection",
         "KerasMLPClassifier",
     } <= names
 

@@ -37,8 +37,15 @@ from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from ._base import BaseProjection
 
-# Rows per block when streaming an in-memory (or memory-mapped) array.
+# Rows per streamed block (and routing call): up to 32,768, and at most
+# 16 MiB of rows, so that the block buffer stays small for wide data.
 _BLOCK_ROWS = 32768
+_BLOCK_BYTES = 2**24
+
+
+def _block_rows(n_features, dtype):
+    row_bytes = n_features * np.dtype(dtype).itemsize
+    return int(max(256, min(_BLOCK_ROWS, _BLOCK_BYTES // row_bytes)))
 
 # A split's 2-means iterates on at most this many of the node's rows, then
 # assigns all of them once: the split hyperplane is found as well from a
@@ -448,8 +455,9 @@ class TreeProjection(BaseProjection):
         draw = np.random.default_rng(self._rng.randint(np.iinfo(np.int32).max))
         sample = np.sort(draw.choice(n, self.max_samples, replace=False))
         self._grow(X[sample])
-        for start in range(0, n, _BLOCK_ROWS):
-            stop = min(start + _BLOCK_ROWS, n)
+        step = _block_rows(X.shape[1], X.dtype)
+        for start in range(0, n, step):
+            stop = min(start + step, n)
             lo, hi = np.searchsorted(sample, [start, stop])
             keep = np.ones(stop - start, dtype=bool)
             keep[sample[lo:hi] - start] = False
@@ -490,19 +498,22 @@ class TreeProjection(BaseProjection):
             self._grow_random_trees(rows)
 
     def _stream(self, rows):
-        if self.method != "tsvq":
-            for start in range(0, rows.shape[0], _BLOCK_ROWS):
-                self._count_leaves(rows[start : start + _BLOCK_ROWS])
+        if rows.shape[0] == 0:
             return
-        # Rows are centred into a buffer and routed _BLOCK_ROWS at a time:
+        step = _block_rows(rows.shape[1], self._dtype)
+        if self.method != "tsvq":
+            for start in range(0, rows.shape[0], step):
+                self._count_leaves(rows[start : start + step])
+            return
+        # Rows are centred into a buffer and routed a block at a time:
         # routing has a fixed cost per call, which small chunks would pay
         # again and again.
         if self._buffer is None:
-            self._buffer = np.empty((_BLOCK_ROWS, rows.shape[1]), dtype=self._dtype)
+            self._buffer = np.empty((step, rows.shape[1]), dtype=self._dtype)
             self._n_buffered = 0
         start = 0
         while start < rows.shape[0]:
-            take = min(_BLOCK_ROWS - self._n_buffered, rows.shape[0] - start)
+            take = min(step - self._n_buffered, rows.shape[0] - start)
             np.subtract(
                 rows[start : start + take],
                 self._origin,
@@ -510,7 +521,7 @@ class TreeProjection(BaseProjection):
             )
             self._n_buffered += take
             start += take
-            if self._n_buffered == _BLOCK_ROWS:
+            if self._n_buffered == step:
                 self._flush(release=False)
 
     def _flush(self, release):
@@ -573,7 +584,9 @@ class TreeProjection(BaseProjection):
         ]
         # the routing structure: blocks of hyperplanes down to the buckets
         self._is_bucket, self._bucket_columns = _buckets(children, self._leaves)
-        self._bucket_rank = np.cumsum(self._is_bucket, dtype=np.uint16 if children.shape[0] < 2**16 else np.uint32)
+        # 16-bit sort keys for the buckets (numpy radix-sorts them)
+        key = np.uint16 if children.shape[0] < 2**16 else np.uint32
+        self._bucket_rank = np.cumsum(self._is_bucket, dtype=key)
         self._blocks, pending = {}, [0]
         while pending:
             root = pending.pop()
@@ -740,13 +753,13 @@ class TreeProjection(BaseProjection):
             left, right = self._children[nodes, 0], self._children[nodes, 1]
             size_left, size_right = self._sizes[left], self._sizes[right]
             size = size_left + size_right
-            filled = size > 0
+            self._sizes[nodes] = size
+            filled = size > 0  # a node that got no row keeps its prototype
             nodes, left, right = nodes[filled], left[filled], right[filled]
             self._centers[nodes] = (
                 size_left[filled, None] * self._centers[left]
                 + size_right[filled, None] * self._centers[right]
             ) / size[filled, None]
-            self._sizes[nodes] = size[filled]
         self._set_routing()
 
     def _finalize_tsvq(self):
@@ -767,10 +780,9 @@ class TreeProjection(BaseProjection):
 
     def _closeness(self, X):
         centred = X - self._origin.astype(X.dtype)
-        prototypes = (self._centers[self._leaves]).astype(X.dtype)
         # |x - c|^2 = |x|^2 - 2 x.c + |c|^2, as one matrix product
-        squared = centred @ (-2.0 * prototypes.T)
-        squared += np.einsum("ij,ij->i", prototypes, prototypes)
+        squared = centred @ (-2.0 * self._prototypes.T.astype(X.dtype))
+        squared += self._prototype_norms.astype(X.dtype)
         squared += np.einsum("ij,ij->i", centred, centred)[:, None]
         np.maximum(squared, 0, out=squared)
         np.sqrt(squared, out=squared)
@@ -795,9 +807,13 @@ class TreeProjection(BaseProjection):
         check_is_fitted(self, "n_samples_seen_")
         self._ensure_finalized()
         X = self._validate_input(X, reset=False)
-        if self.method == "tsvq":
-            return self._route(X - self._origin.astype(X.dtype))
-        return self._leaf_indices(X) - self._leaf_offsets[:-1]
+        if self.method != "tsvq":
+            return self._leaf_indices(X) - self._leaf_offsets[:-1]
+        step = _block_rows(X.shape[1], X.dtype)
+        return np.concatenate([
+            self._route(X[start : start + step] - self._origin.astype(X.dtype))
+            for start in range(0, X.shape[0], step)
+        ])
 
     # ----------------------------------------------------------- random-trees
     def _grow_random_trees(self, rows):
@@ -821,8 +837,7 @@ class TreeProjection(BaseProjection):
         self._leaf_offsets = np.array(offsets, dtype=np.intp)
         n_leaves = offsets[-1]
         self._cooccurrence = scipy.sparse.csr_matrix((n_leaves, n_leaves))
-        for start in range(0, rows.shape[0], _BLOCK_ROWS):
-            self._count_leaves(rows[start : start + _BLOCK_ROWS])
+        self._stream(rows)
 
     def _leaf_indices(self, X):
         """Global indicator column of each row's leaf in every tree."""

@@ -1,0 +1,376 @@
+"""The graph family: projections through a k-nearest-neighbour graph.
+
+Both methods build one graph on a bounded set of landmark rows (all rows up
+to ``n_landmarks``, else a seeded uniform sample), so the fit costs the same
+however many rows there are:
+
+- ``"spectral"``: Laplacian eigenmaps, the eigenvectors of the graph's
+  normalized adjacency. A new row is embedded by the Nyström extension: the
+  eigenvector equation applied at the row, a weighted average of its
+  nearest landmarks' coordinates. A training landmark passed to
+  ``transform`` lands near its own coordinates.
+- ``"lpp"``: locality preserving projections, the linear map whose output
+  best keeps graph neighbours together (a d x d generalized eigenproblem);
+  transform is one matrix product.
+
+The edge weights are a heat kernel with local scaling (Zelnik-Manor and
+Perona): ``exp(-d_ij^2 / (s_i s_j))``, with ``s_i`` the distance from row i
+to its ``n_neighbors``-th neighbour, so that dense and sparse regions of the
+data are treated alike.
+"""
+
+import warnings
+from numbers import Integral
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+import scipy.sparse.csgraph
+import scipy.sparse.linalg
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.extmath import svd_flip
+from sklearn.utils.validation import check_random_state
+
+from ._base import BaseProjection
+
+# Below this many landmarks a dense eigensolver is as fast as ARPACK and
+# needs no start vector.
+_DENSE_EIGEN_LIMIT = 600
+
+# Rows embedded per block in transform: bounds the (rows x neighbours x
+# components) gather.
+_TRANSFORM_BLOCK = 8192
+
+
+def _local_scale(distances, floor):
+    """Each row's distance to its farthest listed neighbour, at least ``floor``.
+
+    Duplicated rows can put every listed neighbour at distance 0; a scale of
+    0 would make the kernel undefined.
+    """
+    return np.maximum(distances[:, -1].astype(np.float64), floor)
+
+
+class GraphProjection(BaseProjection):
+    """Graph projection: Laplacian eigenmaps or locality preserving projections.
+
+    The graph family suits data whose rows lie on a manifold or have spatial
+    structure (images, sensor grids). It builds a k-nearest-neighbour graph
+    on at most ``n_landmarks`` rows, so fitting costs the same however many
+    rows there are, and it embeds new rows one at a time and
+    deterministically: ``transform(X)[i]`` does not depend on the other rows
+    of ``X``.
+
+    Parameters
+    ----------
+    n_components : int, default=32
+        Number of output dimensions: below the number of landmarks
+        (``"spectral"``), at most the number of input columns (``"lpp"``).
+    method : {"spectral", "lpp"}, default="spectral"
+        - ``"spectral"``: Laplacian eigenmaps. The landmarks' coordinates are
+          the leading nontrivial eigenvectors of the graph's normalized
+          adjacency ``D^-1/2 W D^-1/2`` (random-walk normalized, so that the
+          Nyström extension is exact on the graph). A new row's coordinates
+          are the kernel-weighted mean of its ``n_neighbors`` nearest
+          landmarks' coordinates, divided by the eigenvalue, costing
+          O(n_landmarks d) per row for the neighbour search.
+        - ``"lpp"``: locality preserving projections: the linear map ``a``
+          minimizing ``a' X' L X a`` subject to ``a' X' D X a = 1`` on the
+          landmarks. Transform is one matrix product, O(d k) per row.
+    n_neighbors : int, default=10
+        Neighbours of each landmark in the graph, and landmarks a new row is
+        interpolated from. Below the number of landmarks.
+    n_landmarks : int, default=2000
+        The most rows the graph is built on. ``fit`` draws them uniformly
+        (seeded) when there are more rows; ``partial_fit`` keeps a uniform
+        reservoir sample of every row it is fed.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the landmark sample and the eigensolver's start vector.
+
+    Attributes
+    ----------
+    n_components_ : int
+        Number of output dimensions.
+    n_features_in_ : int
+        Number of columns seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in,)
+        Names of the columns seen during fit, when they are all strings.
+    n_samples_seen_ : int
+        Number of rows the projection has been fitted on.
+    landmarks_ : ndarray of shape (n_landmarks_, n_features_in)
+        The rows the graph is built on.
+    n_landmarks_ : int
+        Number of landmarks.
+    affinity_ : scipy.sparse.csr_matrix of shape (n_landmarks_, n_landmarks_)
+        The symmetric kNN graph's edge weights.
+    n_connected_components_ : int
+        Connected components of the kNN graph before they were joined (more
+        than 1 comes with a warning).
+    eigenvalues_ : ndarray of shape (n_components,)
+        ``"spectral"``: the eigenvalues of the random-walk matrix ``D^-1 W``
+        for each coordinate, in decreasing order (all below 1).
+        ``"lpp"``: the generalized eigenvalues, in increasing order.
+    embedding_ : ndarray of shape (n_landmarks_, n_components)
+        ``"spectral"``: the landmarks' coordinates.
+    landmark_scale_ : ndarray of shape (n_landmarks_,)
+        ``"spectral"``: each landmark's local kernel scale.
+    mean_ : ndarray of shape (n_features_in,)
+        ``"lpp"``: mean of the landmarks, subtracted before projecting.
+    components_ : ndarray of shape (n_components, n_features_in)
+        ``"lpp"``: the projection matrix.
+
+    See Also
+    --------
+    sklearn.manifold.SpectralEmbedding : Laplacian eigenmaps without
+        ``transform``.
+    sklearn.manifold.Isomap : geodesic embedding, cost growing with n^2.
+    ColumnProjection : linear projections (PCA and others).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skquant import GraphProjection
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> proj = GraphProjection(n_components=8, n_landmarks=1000, random_state=0).fit(X)
+    >>> proj.transform(X).shape
+    (1797, 8)
+    >>> proj.embedding_.shape
+    (1000, 8)
+    >>> bool((proj.transform(X[:5]) == proj.transform(X)[:5]).all())
+    True
+    >>> GraphProjection(n_components=8, method="lpp").fit(X).components_.shape
+    (8, 64)
+    """
+
+    _parameter_constraints: dict = {
+        **BaseProjection._parameter_constraints,
+        "method": [StrOptions({"spectral", "lpp"})],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "n_landmarks": [Interval(Integral, 3, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    _derived_attributes = (
+        "landmarks_",
+        "n_landmarks_",
+        "affinity_",
+        "n_connected_components_",
+        "eigenvalues_",
+        "embedding_",
+        "landmark_scale_",
+        "mean_",
+        "components_",
+    )
+
+    def __init__(
+        self,
+        n_components=32,
+        *,
+        method="spectral",
+        n_neighbors=10,
+        n_landmarks=2000,
+        random_state=None,
+    ):
+        super().__init__(n_components)
+        self.method = method
+        self.n_neighbors = n_neighbors
+        self.n_landmarks = n_landmarks
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ hooks
+    def _max_components(self, n_samples, n_features):
+        n_landmarks = min(n_samples, self.n_landmarks)
+        if self.method == "lpp":
+            return n_features, f"X has {n_features} columns"
+        return n_landmarks - 1, (
+            f"the graph has {n_landmarks} landmark rows and one eigenvector is "
+            "trivial"
+        )
+
+    def _fit(self, X):
+        self._start(X)
+        n = X.shape[0]
+        if n <= self.n_landmarks:
+            self._reservoir = X.copy()
+        else:
+            draw = np.random.default_rng(self._rng.randint(np.iinfo(np.int32).max))
+            self._reservoir = X[np.sort(draw.choice(n, self.n_landmarks, replace=False))]
+        self._n_offered = n
+
+    def _partial_fit(self, X, first_call):
+        if first_call:
+            self._start(X)
+        # Reservoir sampling (algorithm R): after t rows, each is kept with
+        # probability n_landmarks / t, so the landmarks are a uniform sample
+        # of the whole stream.
+        room = self.n_landmarks - self._reservoir.shape[0]
+        if room > 0:
+            self._reservoir = np.concatenate([self._reservoir, X[:room]])
+            self._n_offered += min(room, X.shape[0])
+            X = X[room:]
+        if X.shape[0]:
+            seen = self._n_offered + 1 + np.arange(X.shape[0])
+            slots = (self._rng.uniform(size=X.shape[0]) * seen).astype(np.int64)
+            kept = np.flatnonzero(slots < self.n_landmarks)
+            # a slot written twice keeps the later row, as a loop would
+            last = np.unique(slots[kept][::-1], return_index=True)[1]
+            chosen = kept[::-1][last]
+            self._reservoir[slots[chosen]] = X[chosen]
+            self._n_offered += X.shape[0]
+
+    def _start(self, X):
+        self._rng = check_random_state(self.random_state)
+        self._reservoir = np.empty((0, X.shape[1]), dtype=X.dtype)
+        self._n_offered = 0
+
+    def _finalize(self):
+        from sklearn.neighbors import NearestNeighbors
+
+        landmarks = self._reservoir
+        m = landmarks.shape[0]
+        if self.n_neighbors >= m:
+            raise ValueError(
+                f"n_neighbors={self.n_neighbors} must be below the number of "
+                f"landmark rows, {m}. Choose n_neighbors <= {m - 1} or fit on "
+                "more rows."
+            )
+        limit, reason = self._max_components(m, self.n_features_in_)
+        if self.n_components > limit:
+            raise ValueError(
+                f"n_components={self.n_components} is larger than {limit}, the most "
+                f"GraphProjection can give here ({reason}). Choose n_components "
+                f"<= {limit}."
+            )
+        # the reservoir itself (not a copy): partial_fit drops this attribute
+        # before it changes the reservoir, and a pickle stores it once
+        self.landmarks_ = landmarks
+        self.n_landmarks_ = m
+        self._neighbors = NearestNeighbors(n_neighbors=self.n_neighbors).fit(landmarks)
+        distances, indices = self._neighbors.kneighbors()  # each row's own excluded
+        # the floor for duplicated rows: a small fraction of the typical scale,
+        # fixed at fit so that a new row's embedding needs no other row
+        positive = distances[:, -1][distances[:, -1] > 0]
+        self._scale_floor = 1e-3 * float(np.median(positive)) if positive.size else 1.0
+        self.landmark_scale_ = _local_scale(distances, self._scale_floor)
+        affinity = self._affinity(landmarks, distances, indices)
+        self.affinity_ = affinity
+        self.n_connected_components_ = self._n_components_before_joining
+        rng = check_random_state(self._rng.randint(np.iinfo(np.int32).max))
+        if self.method == "spectral":
+            self._finalize_spectral(affinity, rng)
+        else:
+            self._finalize_lpp(affinity, landmarks)
+        if self.method == "lpp":
+            del self.landmark_scale_, self._neighbors
+        self.n_components_ = self.n_components
+
+    def _transform(self, X):
+        if self.method == "lpp":
+            return ((X - self.mean_.astype(X.dtype)) @ self.components_.T.astype(X.dtype))
+        out = np.empty((X.shape[0], self.n_components_), dtype=X.dtype)
+        for start in range(0, X.shape[0], _TRANSFORM_BLOCK):
+            block = X[start : start + _TRANSFORM_BLOCK]
+            distances, indices = self._neighbors.kneighbors(block)
+            weights = self._kernel(
+                distances, _local_scale(distances, self._scale_floor), indices
+            )
+            weights /= weights.sum(axis=1, keepdims=True)
+            # Nystrom: the eigenvector equation, psi = P psi / lambda, at the row
+            out[start : start + _TRANSFORM_BLOCK] = np.einsum(
+                "ij,ijk->ik", weights, self._coordinates[indices]
+            )
+        return out
+
+    # ---------------------------------------------------------------- helpers
+    def _kernel(self, distances, scale, indices):
+        squared = distances.astype(np.float64) ** 2
+        return np.exp(-squared / (scale[:, None] * self.landmark_scale_[indices]))
+
+    def _affinity(self, landmarks, distances, indices):
+        m, k = indices.shape
+        weights = self._kernel(distances, self.landmark_scale_, indices)
+        graph = scipy.sparse.csr_matrix(
+            (weights.ravel(), indices.ravel(), np.arange(0, m * k + 1, k)), shape=(m, m)
+        )
+        graph = graph.maximum(graph.T).tocsr()
+        n_parts, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
+        self._n_components_before_joining = n_parts
+        if n_parts == 1:
+            return graph
+        warnings.warn(
+            f"The {k}-nearest-neighbour graph of the {m} landmarks has {n_parts} "
+            "connected components; they were joined by their closest pairs of rows "
+            "with weak edges, so the embedding is still defined, but it mostly "
+            "separates the components. Raise n_neighbors for a connected graph.",
+            UserWarning,
+        )
+        return self._join_components(graph, landmarks, labels, n_parts)
+
+    def _join_components(self, graph, landmarks, labels, n_parts):
+        """Link every component to the nearest row outside it (a weak edge)."""
+        from sklearn.metrics import pairwise_distances_argmin_min
+
+        weakest = graph.data.min()
+        rows, cols = [], []
+        for part in range(n_parts):
+            inside = np.flatnonzero(labels == part)
+            outside = np.flatnonzero(labels != part)
+            nearest, gaps = pairwise_distances_argmin_min(landmarks[inside], landmarks[outside])
+            best = int(np.argmin(gaps))
+            rows.append(inside[best])
+            cols.append(outside[nearest[best]])
+        bridges = scipy.sparse.csr_matrix(
+            (np.full(len(rows), weakest), (rows, cols)), shape=graph.shape
+        )
+        graph = graph.maximum(bridges).tocsr()
+        graph = graph.maximum(graph.T).tocsr()
+        if scipy.sparse.csgraph.connected_components(graph, directed=False)[0] > 1:
+            # components that were each other's nearest: repeat on the rest
+            _, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
+            return self._join_components(graph, landmarks, labels, labels.max() + 1)
+        return graph
+
+    def _finalize_spectral(self, affinity, rng):
+        degree = np.asarray(affinity.sum(axis=1)).ravel()
+        inverse_root = 1.0 / np.sqrt(degree)
+        normalized = scipy.sparse.diags(inverse_root) @ affinity @ scipy.sparse.diags(inverse_root)
+        m, k = affinity.shape[0], self.n_components + 1
+        if m <= _DENSE_EIGEN_LIMIT or k >= m - 1:
+            eigenvalues, vectors = scipy.linalg.eigh(
+                normalized.toarray(), subset_by_index=[m - k, m - 1]
+            )
+        else:
+            eigenvalues, vectors = scipy.sparse.linalg.eigsh(
+                normalized, k=k, which="LA", v0=rng.uniform(-1, 1, m)
+            )
+        order = np.argsort(eigenvalues)[::-1][1:]  # the top one is trivial (1)
+        eigenvalues = eigenvalues[order]
+        # random-walk eigenvectors psi = D^-1/2 v, scaled to unit mean square
+        # (weighted by degree) so that the output is O(1) at any size
+        psi = inverse_root[:, None] * vectors[:, order] * np.sqrt(degree.sum())
+        _, psi_t = svd_flip(None, psi.T, u_based_decision=False)  # sign convention
+        self.eigenvalues_ = eigenvalues
+        self.embedding_ = psi_t.T.copy()
+        # transform interpolates these: psi_j / lambda, so that a landmark's
+        # own neighbourhood gives back its coordinates
+        tiny = np.finfo(float).eps
+        self._coordinates = self.embedding_ / np.where(
+            np.abs(eigenvalues) > tiny, eigenvalues, tiny)
+
+    def _finalize_lpp(self, affinity, landmarks):
+        degree = np.asarray(affinity.sum(axis=1)).ravel()
+        self.mean_ = landmarks.mean(axis=0, dtype=np.float64)
+        centred = landmarks.astype(np.float64) - self.mean_
+        laplacian = scipy.sparse.diags(degree) - affinity
+        spread = centred.T @ (degree[:, None] * centred)
+        locality = centred.T @ (laplacian @ centred)
+        # a small ridge keeps the constraint matrix definite when columns are
+        # constant or collinear
+        ridge = 1e-9 * max(np.trace(spread) / spread.shape[0], np.finfo(float).tiny)
+        spread[np.diag_indices_from(spread)] += ridge
+        eigenvalues, vectors = scipy.linalg.eigh(
+            locality, spread, subset_by_index=[0, self.n_components - 1]
+        )
+        _, components = svd_flip(None, vectors.T, u_based_decision=False)
+        self.eigenvalues_ = eigenvalues
+        self.components_ = components * np.sqrt(degree.sum())
