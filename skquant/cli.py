@@ -56,9 +56,10 @@ def _build_parser():
     )
     demo.add_argument("--data", help="a .csv or .npz file (default: sklearn's digits)")
     demo.add_argument("--label-column", help="the label column (CSV name/index, NPZ key)")
-    demo.add_argument("--kinds", default="column,tree",
-                      help="comma-separated families or family:method "
-                           "(default: column,tree)")
+    demo.add_argument("--kinds", default="column:pca,tree:tsvq,graph:spectral",
+                      help="comma-separated families (every method) or "
+                           "family:method (default: each family's default method, "
+                           "column:pca,tree:tsvq,graph:spectral)")
     demo.add_argument("--dims", type=_int_list, default=[8, 16, 32, 64],
                       help="comma-separated dimensions (default: 8,16,32,64)")
     demo.add_argument("--cv", type=_positive_int, default=3,

@@ -49,16 +49,18 @@ def make_quant_pipeline(
 
     Parameters
     ----------
-    projection : {"column", "tree"}, default="column"
+    projection : {"column", "tree", "graph"}, default="column"
         The projection family: :class:`ColumnProjection` (linear, for small
-        and medium data) or :class:`TreeProjection` (tree-structured, for
-        large data).
+        and medium data), :class:`TreeProjection` (tree-structured, for large
+        data) or :class:`GraphProjection` (a kNN graph, for data with spatial
+        structure).
     n_components : int, default=32
         Dimensions of the projection.
     method : str or None, default=None
         The family's method (``"column"``: ``"pca"``, ``"qr"`` or
-        ``"random"``; ``"tree"``: ``"tsvq"`` or ``"random-trees"``); ``None``
-        keeps the family's default.
+        ``"random"``; ``"tree"``: ``"tsvq"`` or ``"random-trees"``;
+        ``"graph"``: ``"spectral"`` or ``"lpp"``); ``None`` keeps the
+        family's default.
     outlier_filter : bool, default=False
         Wrap the classifier in :class:`OutlierFilter`, so that outlier rows
         are left out of training.
@@ -117,9 +119,9 @@ def projection_grid(
     Parameters
     ----------
     kinds : sequence of str, default=("column",)
-        Families to search. A family name (``"column"``, ``"tree"``) searches
-        every method of the family; ``"family:method"`` (``"column:qr"``,
-        ``"tree:tsvq"``) searches one.
+        Families to search. A family name (``"column"``, ``"tree"``,
+        ``"graph"``) searches every method of the family; ``"family:method"``
+        (``"column:qr"``, ``"graph:lpp"``) searches one.
     dims : sequence of int, default=(8, 16, 32, 64)
         Values of ``n_components`` to search.
     n_features : int or None, default=None

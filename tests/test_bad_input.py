@@ -7,6 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from skquant import (
     Cleaner,
     ColumnProjection,
+    GraphProjection,
     KerasMLPClassifier,
     OutlierFilter,
     TreeProjection,
@@ -21,6 +22,7 @@ Y = np.arange(30) % 3
 PROJECTIONS = [
     (ColumnProjection, "pca"), (ColumnProjection, "qr"), (ColumnProjection, "random"),
     (TreeProjection, "tsvq"), (TreeProjection, "random-trees"),
+    (GraphProjection, "spectral"), (GraphProjection, "lpp"),
 ]
 PROJECTION_IDS = [f"{cls.__name__}-{method}" for cls, method in PROJECTIONS]
 
@@ -59,7 +61,8 @@ def test_pipeline_handles_non_finite_values_itself():
 @pytest.mark.parametrize(
     "estimator",
     [Cleaner(), ColumnProjection(2), TreeProjection(2),
-     TreeProjection(2, method="random-trees"), OutlierFilter(LogisticRegression())],
+     TreeProjection(2, method="random-trees"), GraphProjection(2),
+     GraphProjection(2, method="lpp"), OutlierFilter(LogisticRegression())],
     ids=type,
 )
 def test_wrong_number_of_columns_after_fit(estimator):
@@ -105,7 +108,28 @@ def test_partial_fit_with_other_columns_than_before():
         projection.partial_fit(X[:, :4])
 
 
-@pytest.mark.parametrize("cls", [ColumnProjection, TreeProjection])
+@pytest.mark.parametrize("method", ["spectral", "lpp"])
+def test_graph_n_neighbors_not_below_the_rows(method):
+    with pytest.raises(ValueError, match=r"n_neighbors=30 must be below the number of "
+                                         r"landmark rows, 30. Choose n_neighbors <= 29"):
+        GraphProjection(2, method=method, n_neighbors=30).fit(X)
+    projection = GraphProjection(2, method=method, n_neighbors=12, n_landmarks=10)
+    with pytest.raises(ValueError, match="n_neighbors=12 must be below .* 10"):
+        projection.fit(X)
+    # partial_fit learns the number of rows only as they come: it says so on first use
+    projection = GraphProjection(2, method=method, n_neighbors=12).partial_fit(X[:8])
+    with pytest.raises(ValueError, match="n_neighbors=12 must be below .* 8"):
+        projection.transform(X)
+
+
+def test_graph_n_components_not_below_the_landmarks():
+    with pytest.raises(ValueError, match=r"n_components=10 is larger than 9.*10 landmark rows"):
+        GraphProjection(10, n_neighbors=3, n_landmarks=10).fit(X)
+    with pytest.raises(ValueError, match=r"n_components=6 is larger than 5.*5 columns"):
+        GraphProjection(6, method="lpp", n_neighbors=3).fit(X)
+
+
+@pytest.mark.parametrize("cls", [ColumnProjection, TreeProjection, GraphProjection])
 @pytest.mark.parametrize("value", [0, -3, 2.5, "ten"])
 def test_invalid_n_components(cls, value):
     with pytest.raises(ValueError, match="n_components"):
@@ -125,8 +149,18 @@ def test_invalid_tree_parameters(params):
 
 
 @pytest.mark.parametrize(
+    "params", [{"method": "umap"}, {"n_neighbors": 0}, {"n_landmarks": 2}], ids=str
+)
+def test_invalid_graph_parameters(params):
+    name = next(iter(params))
+    with pytest.raises(ValueError, match=f"'{name}' parameter of GraphProjection must be"):
+        GraphProjection(2, **params).fit(X)
+
+
+@pytest.mark.parametrize(
     "estimator",
-    [Cleaner(), ColumnProjection(2), TreeProjection(2), KerasMLPClassifier(epochs=1)],
+    [Cleaner(), ColumnProjection(2), TreeProjection(2), GraphProjection(2),
+     KerasMLPClassifier(epochs=1)],
     ids=type,
 )
 def test_empty_input(estimator):

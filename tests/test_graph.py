@@ -147,3 +147,18 @@ def test_float32_is_preserved(digits, method):
     X32 = X.astype(np.float32)
     projection = GraphProjection(5, method=method, random_state=0).fit(X32)
     assert projection.transform(X32).dtype == np.float32
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_pickle_round_trip_without_derived_copies(digits, method):
+    import pickle
+
+    X, _ = digits
+    projection = GraphProjection(8, method=method, n_landmarks=500, random_state=0).fit(X)
+    blob = pickle.dumps(projection)
+    restored = pickle.loads(blob)
+    np.testing.assert_array_equal(restored.transform(X[:40]), projection.transform(X[:40]))
+    # the landmarks are stored once, the neighbour index not at all
+    assert len(blob) < 2.2 * projection.landmarks_.nbytes + projection.affinity_.data.nbytes * 3
+    restored.partial_fit(X[:100])  # and it goes on learning
+    assert restored.n_samples_seen_ == len(X) + 100

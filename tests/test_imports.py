@@ -25,8 +25,12 @@ def test_building_and_fitting_projections_loads_no_tensorflow(tmp_path):
         "X = np.random.RandomState(0).normal(size=(50, 6))\n"
         "skquant.Cleaner().fit_transform(X)\n"
         "skquant.ColumnProjection(3).fit_transform(X)\n"
+        "for method in ('tsvq', 'random-trees'):\n"
+        "    skquant.TreeProjection(3, method=method).fit_transform(X)\n"
+        "for method in ('spectral', 'lpp'):\n"
+        "    skquant.GraphProjection(3, method=method).fit_transform(X)\n"
         "skquant.make_quant_pipeline('column', 4)\n"
-        "skquant.projection_grid()\n"
+        "skquant.projection_grid(['column', 'tree', 'graph'])\n"
     )
     assert _modules_after(code, tmp_path) == ""
 

@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, train_test_split
 
 from skquant import Cleaner, ColumnProjection, KerasMLPClassifier, OutlierFilter
-from skquant import TreeProjection, make_quant_pipeline, projection_grid
+from skquant import GraphProjection, TreeProjection, make_quant_pipeline, projection_grid
 
 FAST = {"classify__epochs": 4, "classify__batch_size": 64, "classify__learning_rate": 0.01}
 
@@ -44,6 +44,17 @@ def test_the_tree_family_is_registered():
         ("tsvq", [8, 128]), ("random-trees", [8, 128]), ("pca", [8])]
 
 
+def test_the_graph_family_is_registered():
+    pipe = make_quant_pipeline("graph", 12, method="lpp", random_state=2)
+    project = pipe.named_steps["project"]
+    assert isinstance(project, GraphProjection)
+    assert (project.n_components, project.method, project.random_state) == (12, "lpp", 2)
+    grid = projection_grid(["graph"], dims=(8, 128), n_features=64)
+    # spectral is limited by the landmarks (rows), lpp by the columns
+    assert [(g["project"][0].method, g["project__n_components"]) for g in grid] == [
+        ("spectral", [8, 128]), ("lpp", [8])]
+
+
 def test_make_quant_pipeline_params_and_outlier_filter():
     pipe = make_quant_pipeline(outlier_filter=True, classify__estimator__epochs=7)
     assert isinstance(pipe.named_steps["classify"], OutlierFilter)
@@ -72,9 +83,10 @@ def test_projection_grid_families_and_dims():
 def test_grid_search_and_joblib_round_trip_in_a_fresh_process(digits_split, tmp_path):
     X_train, X_test, y_train, y_test = digits_split
     pipe = make_quant_pipeline(random_state=0, **FAST)
-    grid = projection_grid(["column:pca", "tree"], dims=(8, 16), n_features=64)
+    grid = projection_grid(["column:pca", "tree", "graph:spectral"], dims=(8, 16),
+                           n_features=64)
     search = GridSearchCV(pipe, grid, cv=2).fit(X_train, y_train)
-    assert len(search.cv_results_["params"]) == 6
+    assert len(search.cv_results_["params"]) == 8
     assert search.best_estimator_.score(X_test, y_test) > 0.5
 
     paths = {"best": tmp_path / "best.joblib", "pipe": tmp_path / "pipe.joblib"}
@@ -98,7 +110,7 @@ def test_grid_search_and_joblib_round_trip_in_a_fresh_process(digits_split, tmp_
 
 
 @pytest.mark.parametrize("family, method", [("column", "random"), ("tree", "tsvq"),
-                                            ("tree", "random-trees")])
+                                            ("tree", "random-trees"), ("graph", "spectral")])
 def test_pipeline_is_deterministic(digits_split, family, method):
     X_train, X_test, y_train, _ = digits_split
     a = make_quant_pipeline(family, 8, method=method, random_state=1, **FAST)

@@ -218,3 +218,14 @@ def test_no_warnings_on_ordinary_data(digits):
         warnings.simplefilter("error")
         for method in METHODS:
             TreeProjection(64, method=method, random_state=0).fit(digits).transform(digits)
+
+
+def test_a_pickled_random_trees_projection_transforms_but_does_not_resume(blobs):
+    projection = feed(TreeProjection(8, method="random-trees", max_samples=2000,
+                                     random_state=0), blobs, 1000)
+    restored = pickle.loads(pickle.dumps(projection))
+    np.testing.assert_array_equal(restored.transform(blobs[:20]), projection.transform(blobs[:20]))
+    with pytest.raises(ValueError, match="loaded from a pickle.*Call fit"):
+        restored.partial_fit(blobs[:100])
+    projection.partial_fit(blobs[:100])  # the original goes on
+    assert restored.fit(blobs).n_samples_seen_ == len(blobs)

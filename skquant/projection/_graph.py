@@ -177,6 +177,23 @@ class GraphProjection(BaseProjection):
         self.n_landmarks = n_landmarks
         self.random_state = random_state
 
+    def __getstate__(self):
+        # the neighbour index and the scaled coordinates are derived from
+        # landmarks_ and embedding_: rebuilt on load, not stored twice
+        try:
+            self._ensure_finalized()
+        except ValueError:
+            pass  # not finalizable yet: pickle the raw state
+        state = dict(super().__getstate__())  # a copy: the dict may be our own
+        state.pop("_neighbors", None)
+        state.pop("_coordinates", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "embedding_" in state:
+            self._set_interpolation()
+
     # ------------------------------------------------------------------ hooks
     def _max_components(self, n_samples, n_features):
         n_landmarks = min(n_samples, self.n_landmarks)
@@ -351,11 +368,20 @@ class GraphProjection(BaseProjection):
         _, psi_t = svd_flip(None, psi.T, u_based_decision=False)  # sign convention
         self.eigenvalues_ = eigenvalues
         self.embedding_ = psi_t.T.copy()
-        # transform interpolates these: psi_j / lambda, so that a landmark's
-        # own neighbourhood gives back its coordinates
+        self._set_interpolation()
+
+    def _set_interpolation(self):
+        """The neighbour index and the coordinates transform interpolates."""
+        from sklearn.neighbors import NearestNeighbors
+
+        if "_neighbors" not in self.__dict__:
+            self._neighbors = NearestNeighbors(n_neighbors=self.n_neighbors).fit(
+                self.landmarks_)
+        # psi_j / lambda: a landmark's own neighbourhood gives back its
+        # coordinates
         tiny = np.finfo(float).eps
         self._coordinates = self.embedding_ / np.where(
-            np.abs(eigenvalues) > tiny, eigenvalues, tiny)
+            np.abs(self.eigenvalues_) > tiny, self.eigenvalues_, tiny)
 
     def _finalize_lpp(self, affinity, landmarks):
         degree = np.asarray(affinity.sum(axis=1)).ravel()

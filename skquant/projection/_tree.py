@@ -293,8 +293,11 @@ class TreeProjection(BaseProjection):
         prototype to the mean of its rows (internal nodes follow). Greedy
         splits leave some prototypes off their best place; two iterations
         recover most of the gap to k-means.
-    n_estimators : int, default=10
-        ``"random-trees"``: number of trees.
+    n_estimators : int, default=30
+        ``"random-trees"``: number of trees. More trees give richer features
+        (on digits, 10 trees reach about 0.83 accuracy at 32 dimensions, 30
+        about 0.94, 100 about 0.95) and a larger model; the leaf statistics
+        take (n_estimators x leaves per tree)^2 numbers while fitting.
     max_depth : int or None, default=None
         ``"random-trees"``: depth of each tree. None chooses the smallest
         depth, at least 5, whose leaves number at least twice
@@ -406,7 +409,7 @@ class TreeProjection(BaseProjection):
         method="tsvq",
         max_samples=32768,
         refine_iter=2,
-        n_estimators=10,
+        n_estimators=30,
         max_depth=None,
         random_state=None,
     ):
@@ -418,11 +421,30 @@ class TreeProjection(BaseProjection):
         self.max_depth = max_depth
         self.random_state = random_state
 
+    # caches that _set_routing derives from the prototypes: not pickled
+    _routing_cache = ("_normals", "_offsets", "_inverse_norms", "_prototypes",
+                      "_prototype_norms")
+
     def __getstate__(self):
         # Fold in any rows still buffered first, so that a pickle holds the
         # fitted tree and never the stream buffer or the growth sample.
-        self._ensure_finalized()
-        return super().__getstate__()
+        try:
+            self._ensure_finalized()
+        except ValueError:
+            pass  # not finalizable yet: pickle the raw state
+        state = dict(super().__getstate__())  # a copy: the dict may be our own
+        for name in self._routing_cache:
+            state.pop(name, None)
+        if self.method == "random-trees" and not state.get("_needs_finalize"):
+            # the leaf co-occurrence counts (n_leaves^2) would dwarf the
+            # fitted projection; without them partial_fit cannot resume
+            state.pop("_cooccurrence", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_children" in state:
+            self._set_routing()
 
     # ------------------------------------------------------------------ hooks
     def _max_components(self, n_samples, n_features):
@@ -467,6 +489,15 @@ class TreeProjection(BaseProjection):
     def _partial_fit(self, X, first_call):
         if first_call:
             self._start(X)
+        if self.method == "random-trees" and self._pending is None and (
+            "_cooccurrence" not in self.__dict__
+        ):
+            raise ValueError(
+                "This random-trees TreeProjection was loaded from a pickle, which "
+                "keeps the fitted projection but not the leaf statistics that "
+                "partial_fit adds to. Call fit, or partial_fit from the start on "
+                "a fresh estimator."
+            )
         if self._pending is None:  # the trees are grown: stream the rows
             self._stream(X)
             return
