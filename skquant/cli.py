@@ -216,7 +216,7 @@ def run_demo(args):
     from tqdm import tqdm
 
     from .cleaning import Cleaner
-    from .pipeline import make_quant_pipeline, projection_grid
+    from .pipeline import _dimension_limit, make_quant_pipeline, projection_grid
 
     X, y, source = _load_demo_data(args)
     classes, counts = np.unique(y, return_counts=True)
@@ -249,8 +249,12 @@ def run_demo(args):
         int(Cleaner().fit(X_train[rows]).support_.sum())
         for rows in [np.arange(len(X_train))] + [train for train, _ in folds.split(X_train, y_train)]
     )
+    # ... and by the rows of the smallest training fold (the tree and graph
+    # families are limited by rows)
+    n_fit_rows = min(len(train) for train, _ in folds.split(X_train, y_train))
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    grid = projection_grid(kinds, args.dims, n_features=n_clean, random_state=args.random_state)
+    grid = projection_grid(kinds, args.dims, n_features=n_clean, n_samples=n_fit_rows,
+                           random_state=args.random_state)
     searched = {_projection_label(g["project"][0]): g["project__n_components"] for g in grid}
     params = {} if args.epochs is None else {"classify__epochs": args.epochs}
     pipeline = make_quant_pipeline(random_state=args.random_state, **params)
@@ -263,11 +267,14 @@ def run_demo(args):
         flush=True,
     )
     for entry in projection_grid(kinds, args.dims):
-        label = _projection_label(entry["project"][0])
+        projection = entry["project"][0]
+        label = _projection_label(projection)
         skipped = sorted(set(entry["project__n_components"]) - set(searched.get(label, [])))
         if skipped:
-            print(f"note: {label} skips dims {skipped}: it cannot give more dimensions "
-                  f"than the {n_clean} cleaned columns", flush=True)
+            limit, reason = _dimension_limit(projection, n_fit_rows, n_clean)
+            print(f"note: {label} skips dims {skipped}: it gives at most {limit} "
+                  f"dimensions on the {n_fit_rows}-row CV folds with {n_clean} cleaned "
+                  f"columns ({reason})", flush=True)
 
     bar = tqdm(total=n_candidates * (args.cv + 1), desc="searching", unit="fit",
                disable=args.no_progress, file=sys.stderr)

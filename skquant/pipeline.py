@@ -112,7 +112,8 @@ def make_quant_pipeline(
 
 
 def projection_grid(
-    kinds=("column",), dims=(8, 16, 32, 64), *, n_features=None, random_state=None
+    kinds=("column",), dims=(8, 16, 32, 64), *, n_features=None, n_samples=None,
+    random_state=None,
 ):
     """A ``param_grid`` that searches projection family and dimension together.
 
@@ -128,6 +129,11 @@ def projection_grid(
         The number of columns reaching the projection (after cleaning). When
         given, dimensions that a family cannot give for so many columns are
         left out of that family's grid.
+    n_samples : int or None, default=None
+        The number of rows each fit sees (for a search, the smallest training
+        fold). When given, dimensions that a family cannot give from so many
+        rows (the tree family's leaves, the graph family's landmarks) are left
+        out too.
     random_state : int or None, default=None
         Seeds the projections in the grid.
 
@@ -160,15 +166,26 @@ def projection_grid(
         family, cls, methods = _parse_kind(kind)
         for method in methods:
             projection = cls(method=method, random_state=random_state)
-            feasible = dims
-            if n_features is not None:
-                limit, _ = projection._max_components(float("inf"), n_features)
-                feasible = [d for d in dims if d <= limit]
+            limit, _ = _dimension_limit(projection, n_samples, n_features)
+            feasible = [d for d in dims if d <= limit]
             if feasible:
                 grid.append({"project": [projection], "project__n_components": feasible})
     if not grid:
+        shape = " and ".join(
+            f"{count} {what}" for count, what in ((n_samples, "rows"), (n_features, "columns"))
+            if count is not None
+        )
         raise ValueError(
-            f"No dimension in {dims} is feasible for {list(kinds)} with "
-            f"{n_features} columns; choose smaller dims."
+            f"No dimension in {dims} is feasible for {list(kinds)} with {shape}; "
+            "choose smaller dims."
         )
     return grid
+
+
+def _dimension_limit(projection, n_samples=None, n_features=None):
+    """``(limit, reason)``: the most dimensions ``projection`` can give for
+    data of that shape (an unknown size counts as unlimited)."""
+    inf = float("inf")
+    return projection._max_components(
+        inf if n_samples is None else n_samples, inf if n_features is None else n_features
+    )

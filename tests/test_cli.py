@@ -44,12 +44,17 @@ def test_demo_end_to_end_on_user_data(small_digits, tmp_path, capsys):
     np.savez(data, X=X, y=y)
     out = tmp_path / "out"
     code = main([
-        "demo", "--data", str(data), "--kinds", "column:pca,tree:tsvq", "--dims", "4,8",
+        "demo", "--data", str(data), "--kinds", "column:pca,tree:tsvq", "--dims", "4,8,200",
         "--cv", "2", "--epochs", "2", "--output-dir", str(out), "--no-progress",
     ])
     assert code == 0
     printed = capsys.readouterr().out
     assert "column:pca" in printed and "tree:tsvq" in printed and "<- best" in printed
+    # 200 dims: more than the columns (column family) and the fold's rows (tree)
+    notes = [line for line in printed.splitlines() if line.startswith("note:")]
+    assert any("column:pca skips dims [200]" in line and "columns" in line for line in notes)
+    assert any("tree:tsvq skips dims [200]" in line and "112-row CV folds" in line
+               and "a tree grown on 112 rows" in line for line in notes)
     for name in ("best_pipeline.joblib", "accuracy_vs_dims.png", "results.csv"):
         assert (out / name).stat().st_size > 0
     rows = (out / "results.csv").read_text().splitlines()
@@ -190,7 +195,8 @@ def test_predict_with_an_unfitted_model(tmp_path, capsys):
         (["--test-size", "1.5"], "--test-size must be between 0 and 1"),
         (["--cv", "1"], "--cv must be at least 2"),
         (["--kinds", "spiral"], "Unknown projection family 'spiral'"),
-        (["--dims", "500"], "No dimension in [500] is feasible"),
+        (["--dims", "5000"], "No dimension in [5000] is feasible"),
+        (["--kinds", "column", "--dims", "500"], "with 898 rows and 58 columns"),
     ],
 )
 def test_demo_argument_errors(tmp_path, capsys, extra, message):
