@@ -100,15 +100,25 @@ def check_finite(X, name, advice=""):
     )
 
 
+# Attributes that scikit-learn's own machinery keeps on an estimator (output
+# configuration, metadata requests, callback contexts): they are not fitted
+# state, and a Pipeline or set_output expects them to outlive a failed fit.
+_SKLEARN_STATE_PREFIXES = (
+    "_sklearn", "_skl_", "_metadata_request", "_parent_callback", "_callback",
+)
+
+
 def forget_fit(estimator):
     """Remove everything a failed ``fit`` may have set, keeping the parameters.
 
     A fit that raises after validation has already recorded the new
     ``n_features_in_`` (and perhaps more); left beside the previous fit's
     attributes, that state could make ``transform`` give wrong numbers. After
-    this, the estimator is simply not fitted.
+    this, the estimator is simply not fitted. scikit-learn's own bookkeeping
+    (``set_output`` configuration, metadata requests, callback contexts) is
+    kept.
     """
     params = estimator.get_params(deep=False)
     for name in list(vars(estimator)):
-        if name not in params:
+        if name not in params and not name.startswith(_SKLEARN_STATE_PREFIXES):
             del estimator.__dict__[name]

@@ -313,3 +313,15 @@ def test_outlier_filter_whose_detector_flags_every_row():
 def test_early_stopping_that_leaves_no_training_rows():
     with pytest.raises(ValueError, match="leaves no rows to train on"):
         KerasMLPClassifier(epochs=1, early_stopping=True, validation_fraction=0.99).fit(X, Y)
+
+
+def test_a_failed_fit_keeps_sklearn_bookkeeping_and_the_real_error():
+    # n_components larger than the columns, inside a Pipeline: the error is
+    # the projection's, and set_output's configuration survives the failure
+    pipe = make_quant_pipeline("column", 6, classify__epochs=1).set_output(transform="pandas")
+    with pytest.raises(ValueError, match="n_components=6 is larger than 5"):
+        pipe.fit(X, Y)
+    projection = ColumnProjection(6).set_output(transform="pandas")
+    with pytest.raises(ValueError, match="n_components=6 is larger than 5"):
+        projection.fit(X)
+    assert projection.set_params(n_components=2).fit(X).transform(X).__class__.__name__ == "DataFrame"
