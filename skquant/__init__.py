@@ -19,9 +19,12 @@ _LAZY = {
     "KerasMLPClassifier": "skquant.neural",
     "make_quant_pipeline": "skquant.pipeline",
     "projection_grid": "skquant.pipeline",
+    "quantize": "skquant._export",
+    "QuantizedPipeline": "skquant.runtime",
+    "load_quantized": "skquant.runtime",
 }
 
-_SUBMODULES = {"cleaning", "projection", "neural", "pipeline", "cli"}
+_SUBMODULES = {"cleaning", "projection", "neural", "pipeline", "runtime", "cli"}
 
 __all__ = sorted(_LAZY) + ["__version__"]
 

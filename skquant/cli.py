@@ -77,16 +77,35 @@ def _build_parser():
         "predict",
         help="predict with a saved pipeline",
         description=(
-            "Load a pipeline saved with joblib (as `skquant demo` writes) and "
-            "predict every row of a .csv or .npz file. Only load model files you "
-            "trust: joblib files can run code when loaded."
+            "Load a pipeline saved with joblib (as `skquant demo` writes), or a "
+            "quantized artifact (as `skquant quantize` writes), and predict every "
+            "row of a .csv or .npz file. Only load joblib files you trust: they "
+            "can run code when loaded; artifacts cannot."
         ),
     )
-    predict.add_argument("model", help="a .joblib file holding a fitted pipeline")
+    predict.add_argument("model", help="a .joblib file holding a fitted pipeline, or a "
+                                       "quantized artifact from `skquant quantize`")
     predict.add_argument("data", help="a .csv or .npz file with the model's feature columns")
     predict.add_argument("-o", "--output", help="write predictions to this CSV instead of stdout")
     predict.add_argument("--label-column",
                          help="a label column to ignore in the data file, if it has one")
+
+    quantize = commands.add_parser(
+        "quantize",
+        help="export a fitted pipeline to a small numpy-only artifact",
+        description=(
+            "Load a fitted pipeline saved with joblib and write it as a quantized "
+            "artifact: one file of arrays and a JSON manifest that `skquant "
+            "predict` and skquant.load_quantized serve with numpy alone."
+        ),
+    )
+    quantize.add_argument("model", help="a .joblib file holding a fitted pipeline")
+    quantize.add_argument("--dtype", choices=["int8", "float16", "float32"], default="int8",
+                          help="storage of the weight matrices (default: int8)")
+    quantize.add_argument("-o", "--output", required=True, help="the artifact to write (.skq)")
+    quantize.add_argument("--check", metavar="DATA",
+                          help="a labelled .csv or .npz file: report both models' accuracy")
+    quantize.add_argument("--label-column", help="the label column of --check")
     return parser
 
 
@@ -96,6 +115,8 @@ def main(argv=None):
     try:
         if args.command == "demo":
             return run_demo(args)
+        if args.command == "quantize":
+            return run_quantize(args)
         return run_predict(args)
     except (CommandError, ValueError, OSError) as exc:
         # DataError, sklearn's parameter and NotFittedError errors are
@@ -106,12 +127,29 @@ def main(argv=None):
 
 
 # ---------------------------------------------------------------- predict
-def load_model(path):
-    """Load a fitted estimator saved with joblib, with clear errors."""
+def _is_artifact(path):
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return "manifest.json" in archive.namelist()
+
+
+def load_model(path, allow_artifact=True):
+    """Load a fitted estimator saved with joblib (or, with ``allow_artifact``,
+    a quantized artifact), with clear errors."""
     import joblib
 
     if not os.path.isfile(path):
         raise CommandError(f"model file not found: {path}")
+    if _is_artifact(path):
+        if not allow_artifact:
+            raise CommandError(f"{path} is already a quantized artifact; quantize "
+                               "takes the joblib pipeline it came from.")
+        from .runtime import load_quantized
+
+        return load_quantized(path)  # ArtifactError is a ValueError: reported
     try:
         model = joblib.load(path)
     except Exception as exc:  # a corrupt file can fail in many ways
@@ -166,6 +204,35 @@ def run_predict(args):
         print(f"wrote {len(predictions)} predictions to {args.output}", file=sys.stderr)
     else:
         print(lines)
+    return 0
+
+
+# --------------------------------------------------------------- quantize
+def run_quantize(args):
+    import numpy as np
+
+    from ._export import quantize
+
+    model = load_model(args.model, allow_artifact=False)
+    check = None
+    if args.check:
+        X, y, names = read_table(args.check, args.label_column, require_label=True)
+        check = (_feature_frame(model, X, names, args.check), y)
+    try:
+        quantized = quantize(model, dtype=args.dtype,
+                             X_calibration=None if check is None else check[0])
+    except TypeError as exc:  # a step skquant cannot export
+        raise CommandError(str(exc)) from None
+    quantized.save(args.output)
+    print(f"wrote {args.output}: {args.dtype}, {os.path.getsize(args.output):,} bytes "
+          f"(the joblib pipeline: {os.path.getsize(args.model):,} bytes)")
+    if check is not None:
+        X, y = check
+        original = float(np.mean(model.predict(X) == y))
+        served = quantized.score(X, y)
+        print(f"accuracy on {args.check}: pipeline {original:.4f}, {args.dtype} artifact "
+              f"{served:.4f}; same prediction on "
+              f"{quantized.manifest['calibration']['agreement']:.2%} of rows")
     return 0
 
 

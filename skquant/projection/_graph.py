@@ -31,6 +31,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
 from sklearn.utils.validation import check_random_state
 
+from ..runtime._steps import nearest_landmarks
 from ._base import BaseProjection
 
 # Below this many landmarks a dense eigensolver is as fast as ARPACK and
@@ -178,15 +179,15 @@ class GraphProjection(BaseProjection):
         self.random_state = random_state
 
     def __getstate__(self):
-        # the neighbour index and the scaled coordinates are derived from
+        # the float64 landmarks and the scaled coordinates are derived from
         # landmarks_ and embedding_: rebuilt on load, not stored twice
         try:
             self._ensure_finalized()
         except ValueError:
             pass  # not finalizable yet: pickle the raw state
         state = dict(super().__getstate__())  # a copy: the dict may be our own
-        state.pop("_neighbors", None)
-        state.pop("_coordinates", None)
+        for name in ("_coordinates", "_landmarks64", "_landmark_norms"):
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state):
@@ -262,8 +263,8 @@ class GraphProjection(BaseProjection):
         # before it changes the reservoir, and a pickle stores it once
         self.landmarks_ = landmarks
         self.n_landmarks_ = m
-        self._neighbors = NearestNeighbors(n_neighbors=self.n_neighbors).fit(landmarks)
-        distances, indices = self._neighbors.kneighbors()  # each row's own excluded
+        neighbors = NearestNeighbors(n_neighbors=self.n_neighbors).fit(landmarks)
+        distances, indices = neighbors.kneighbors()  # each row's own excluded
         # the floor for duplicated rows: a small fraction of the typical scale,
         # fixed at fit so that a new row's embedding needs no other row
         positive = distances[:, -1][distances[:, -1] > 0]
@@ -278,7 +279,7 @@ class GraphProjection(BaseProjection):
         else:
             self._finalize_lpp(affinity, landmarks)
         if self.method == "lpp":
-            del self.landmark_scale_, self._neighbors
+            del self.landmark_scale_
         self.n_components_ = self.n_components
 
     def _transform(self, X):
@@ -287,7 +288,11 @@ class GraphProjection(BaseProjection):
         out = np.empty((X.shape[0], self.n_components_), dtype=X.dtype)
         for start in range(0, X.shape[0], _TRANSFORM_BLOCK):
             block = X[start : start + _TRANSFORM_BLOCK]
-            distances, indices = self._neighbors.kneighbors(block)
+            # brute force in numpy (one product, a partial sort): for a few
+            # thousand landmarks several times faster than NearestNeighbors'
+            # per-call overhead, and the same code the serving runtime runs
+            distances, indices = nearest_landmarks(
+                block, self._landmarks64, self._landmark_norms, self.n_neighbors)
             weights = self._kernel(
                 distances, _local_scale(distances, self._scale_floor), indices
             )
@@ -371,12 +376,10 @@ class GraphProjection(BaseProjection):
         self._set_interpolation()
 
     def _set_interpolation(self):
-        """The neighbour index and the coordinates transform interpolates."""
-        from sklearn.neighbors import NearestNeighbors
-
-        if "_neighbors" not in self.__dict__:
-            self._neighbors = NearestNeighbors(n_neighbors=self.n_neighbors).fit(
-                self.landmarks_)
+        """The landmarks (float64, with their squared norms) and the
+        coordinates that transform interpolates."""
+        self._landmarks64 = np.asarray(self.landmarks_, dtype=np.float64)
+        self._landmark_norms = np.einsum("ij,ij->i", self._landmarks64, self._landmarks64)
         # psi_j / lambda: a landmark's own neighbourhood gives back its
         # coordinates
         tiny = np.finfo(float).eps

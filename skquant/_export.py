@@ -1,0 +1,280 @@
+"""Export a fitted skquant pipeline to the numpy runtime, quantized.
+
+Each supported estimator has an exporter that turns its fitted state into
+plain arrays and a step kind the runtime knows (``skquant/runtime``). A
+family added later registers its exporter in ``_EXPORTERS``.
+"""
+
+import numpy as np
+
+from . import __version__
+
+_DTYPES = ("float32", "float16", "int8")
+
+
+def _store(arrays, name, array, dtype, quantize):
+    """Put ``array`` in ``arrays``, quantized to ``dtype`` if ``quantize``.
+
+    int8 is symmetric with one scale per row (per output channel): each row
+    is divided by its largest magnitude over 127 and rounded.
+    """
+    array = np.asarray(array)
+    if array.dtype.kind != "f":
+        arrays[name] = array
+    elif not quantize or dtype == "float32":
+        arrays[name] = array.astype(np.float32)
+    elif dtype == "float16":
+        arrays[name] = array.astype(np.float16)
+    else:
+        matrix = np.atleast_2d(array.astype(np.float64))
+        scale = np.abs(matrix).max(axis=1) / 127.0
+        scale[scale == 0] = 1.0
+        arrays[f"{name}.q"] = np.clip(np.rint(matrix / scale[:, None]), -127, 127).astype(np.int8)
+        arrays[f"{name}.scale"] = scale.astype(np.float32)
+
+
+def _export_cleaner(cleaner):
+    support = cleaner.support_
+    return "clean", {}, {
+        "keep": np.flatnonzero(support).astype(_index_dtype(support.size)),
+        "fill": cleaner.statistics_[support],
+        "lower": cleaner.lower_bounds_[support],
+        "upper": cleaner.upper_bounds_[support],
+    }, set()
+
+
+def _export_column(projection):
+    import scipy.sparse
+
+    if projection.method == "qr":
+        columns = np.asarray(projection.selected_columns_)
+        return "select", {}, {
+            "columns": columns.astype(_index_dtype(projection.n_features_in_))}, set()
+    components = projection.components_
+    if scipy.sparse.issparse(components):
+        components = components.toarray()
+    mean = getattr(projection, "mean_", None)
+    if mean is None:  # the random projection is not centred
+        mean = np.zeros(projection.n_features_in_)
+    return "linear", {}, {"mean": mean, "components": components}, {"components"}
+
+
+def _export_tree(projection):
+    projection._ensure_finalized()
+    if projection.method == "tsvq":
+        origin = projection._origin.astype(np.float64)
+        return "closeness", {"scale": float(projection.scale_)}, {
+            "origin": origin,
+            "prototypes": projection.cluster_centers_ - origin,
+        }, {"prototypes"}
+    trees = [tree.tree_ for tree in projection.embedding_.estimators_]
+    offsets = np.cumsum([0] + [tree.node_count for tree in trees])
+    children = np.vstack([
+        np.column_stack([tree.children_left, tree.children_right]) + np.where(
+            np.column_stack([tree.children_left, tree.children_right]) >= 0, start, 0)
+        for tree, start in zip(trees, offsets)
+    ])
+    leaf_row = np.concatenate([
+        np.where(column >= 0, column + row_offset, -1)
+        for column, row_offset in zip(projection._leaf_column, projection._leaf_offsets)
+    ])
+    index = _index_dtype(offsets[-1])
+    return "random_trees", {"depth": int(max(tree.max_depth for tree in trees))}, {
+        "feature": np.concatenate([tree.feature for tree in trees]).astype(index),
+        "threshold": _float32_at_or_below(np.concatenate([tree.threshold for tree in trees])),
+        "children": children.astype(index),
+        "leaf_row": leaf_row.astype(index),
+        "roots": offsets[:-1].astype(index),
+        # rows of the stored matrices are output channels: one int8 scale
+        # per output column of the lookup table
+        "lookup": projection._lookup.T,
+        "shift": projection._lookup_shift,
+    }, {"lookup"}
+
+
+def _index_dtype(largest):
+    return np.int16 if largest < 2**15 else np.int32
+
+
+def _float32_at_or_below(thresholds):
+    """The largest float32 at or below each threshold.
+
+    The trees compare float32 inputs with float64 thresholds; for a float32
+    x, ``x <= t`` exactly when ``x <= t32`` with t32 this rounding, so the
+    stored thresholds take half the space and send every input the same way.
+    """
+    rounded = thresholds.astype(np.float32)
+    above = rounded.astype(np.float64) > thresholds
+    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
+    return rounded
+
+
+def _export_graph(projection):
+    projection._ensure_finalized()
+    if projection.method == "lpp":
+        return "linear", {}, {"mean": projection.mean_,
+                              "components": projection.components_}, {"components"}
+    return "nystrom", {
+        "n_neighbors": int(projection.n_neighbors),
+        "scale_floor": float(projection._scale_floor),
+    }, {
+        "landmarks": projection.landmarks_,
+        "landmark_scale": projection.landmark_scale_,
+        "coordinates": projection._coordinates.T,  # rows: output columns
+    }, {"landmarks", "coordinates"}
+
+
+def _export_mlp(classifier):
+    arrays = {"input_mean": classifier.input_mean_, "input_scale": classifier.input_scale_}
+    for i, (weights, bias) in enumerate(zip(classifier.coefs_, classifier.intercepts_)):
+        arrays[f"weights{i}"] = np.asarray(weights).T  # rows: output units
+        arrays[f"bias{i}"] = bias
+    return "mlp", {"n_layers": len(classifier.coefs_)}, arrays, {
+        f"weights{i}" for i in range(len(classifier.coefs_))}
+
+
+def _exporters():
+    from .cleaning import Cleaner
+    from .neural import KerasMLPClassifier
+    from .projection import ColumnProjection, GraphProjection, TreeProjection
+
+    return {
+        Cleaner: _export_cleaner,
+        ColumnProjection: _export_column,
+        TreeProjection: _export_tree,
+        GraphProjection: _export_graph,
+        KerasMLPClassifier: _export_mlp,
+    }
+
+
+def _steps_of(estimator):
+    """The estimators a prediction runs through, OutlierFilter unwrapped."""
+    from sklearn.pipeline import Pipeline
+
+    from .cleaning import OutlierFilter
+
+    steps = []
+    for name, step in estimator.steps if isinstance(estimator, Pipeline) else [("", estimator)]:
+        if step is None or step == "passthrough":
+            continue
+        if isinstance(step, Pipeline):
+            steps.extend(_steps_of(step))
+        elif isinstance(step, OutlierFilter):
+            # the filter only drops training rows: at predict time it is its
+            # inner estimator
+            from sklearn.utils.validation import check_is_fitted
+
+            check_is_fitted(step)
+            steps.append(step.estimator_)
+        else:
+            steps.append(step)
+    return steps
+
+
+def quantize(pipeline, dtype="int8", X_calibration=None):
+    """Turn a fitted pipeline into a :class:`QuantizedPipeline` that runs on numpy.
+
+    Every step is exported: the :class:`Cleaner` (imputation, kept columns,
+    clipping), the projection (column, tree or graph family) and the
+    :class:`KerasMLPClassifier`'s forward pass; an :class:`OutlierFilter`
+    exports as its inner classifier. Weight matrices (projection matrices,
+    prototypes, landmarks and their coordinates, layer weights) are stored in
+    ``dtype``; the rest in float32. The runtime computes in float32 with
+    weights expanded once at load, so no activation ranges are needed.
+
+    Parameters
+    ----------
+    pipeline : Pipeline or KerasMLPClassifier
+        A fitted pipeline from :func:`make_quant_pipeline` (or any Pipeline
+        of these steps), or a fitted classifier alone.
+    dtype : {"int8", "float16", "float32"}, default="int8"
+        Storage of the weight matrices. ``"int8"``: symmetric, with one
+        float32 scale per output channel (row).
+    X_calibration : array-like of shape (n_samples, n_features) or None, default=None
+        Rows to check the quantized pipeline on: the share of them on which it
+        predicts the original pipeline's class is recorded as
+        ``manifest["calibration"]["agreement"]``.
+
+    Returns
+    -------
+    quantized : QuantizedPipeline
+
+    See Also
+    --------
+    load_quantized : read a saved artifact.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> import skquant
+    >>> X, y = load_digits(return_X_y=True)
+    >>> pipe = skquant.make_quant_pipeline("column", 16, random_state=0,
+    ...                                    classify__epochs=3).fit(X, y)
+    >>> small = skquant.quantize(pipe, dtype="int8", X_calibration=X[:200])
+    >>> small.steps
+    ['clean', 'linear', 'mlp']
+    >>> bool(small.manifest["calibration"]["agreement"] > 0.95)
+    True
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    from .runtime import QuantizedPipeline
+
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}.")
+    exporters = _exporters()
+    steps = _steps_of(pipeline)
+    if not steps:
+        raise ValueError("The pipeline has no steps to export.")
+    manifest_steps, arrays = [], {}
+    for position, step in enumerate(steps):
+        exporter = exporters.get(type(step))
+        if exporter is None:
+            raise TypeError(
+                f"skquant cannot export {type(step).__name__}: quantize supports "
+                f"{sorted(cls.__name__ for cls in exporters)} (and OutlierFilter "
+                "around the classifier)."
+            )
+        if position == len(steps) - 1 and exporter is not _export_mlp:
+            raise TypeError(
+                f"The pipeline must end with a KerasMLPClassifier, not "
+                f"{type(step).__name__}."
+            )
+        check_is_fitted(step)
+        kind, params, step_arrays, weights = exporter(step)
+        prefix = f"s{position}."
+        for name, array in step_arrays.items():
+            _store(arrays, prefix + name, array, dtype, quantize=name in weights)
+        manifest_steps.append({"kind": kind, "prefix": prefix, "params": params,
+                               "estimator": type(step).__name__})
+    classifier = steps[-1]
+    arrays["classes"] = _plain(classifier.classes_)
+    first = steps[0]
+    names = getattr(pipeline, "feature_names_in_", getattr(first, "feature_names_in_", None))
+    if names is not None:
+        arrays["feature_names"] = np.asarray(names, dtype=str)
+    manifest = {
+        "skquant_version": __version__,
+        "dtype": dtype,
+        "n_features_in": int(first.n_features_in_),
+        "steps": manifest_steps,
+    }
+    quantized = QuantizedPipeline(manifest, arrays)
+    if X_calibration is not None:
+        reference = pipeline.predict(X_calibration)
+        agreement = float(np.mean(quantized.predict(X_calibration) == reference))
+        manifest["calibration"] = {"rows": int(len(reference)), "agreement": agreement}
+    return quantized
+
+
+def _plain(labels):
+    """Class labels as an array without Python objects (numbers or str)."""
+    labels = np.asarray(labels)
+    if labels.dtype.hasobject:
+        if all(isinstance(label, str) for label in labels):
+            return labels.astype(str)
+        raise TypeError(
+            "The class labels mix types that an artifact cannot hold without "
+            "pickle; use numbers or strings as labels."
+        )
+    return labels

@@ -1,0 +1,246 @@
+"""Quantized export: the numpy runtime, the artifact, and their failure modes."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+
+import skquant
+from skquant import Cleaner, load_quantized, make_quant_pipeline, quantize
+from skquant.runtime import ArtifactError
+
+FAST = {"classify__epochs": 3, "classify__batch_size": 64}
+FAMILIES = [
+    ("column", "pca"), ("column", "qr"), ("column", "random"),
+    ("tree", "tsvq"), ("tree", "random-trees"),
+    ("graph", "spectral"), ("graph", "lpp"),
+]
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(digits_split):
+    X_train, _, y_train, _ = digits_split
+    return {
+        (family, method): make_quant_pipeline(family, 16, method=method, random_state=0,
+                                              **FAST).fit(X_train, y_train)
+        for family, method in FAMILIES
+    }
+
+
+@pytest.mark.parametrize("family, method", FAMILIES, ids=[f"{f}:{m}" for f, m in FAMILIES])
+def test_float32_export_predicts_as_the_pipeline(fitted, digits_split, family, method):
+    _, X_test, _, _ = digits_split
+    pipe = fitted[family, method]
+    served = quantize(pipe, dtype="float32")
+    np.testing.assert_array_equal(served.predict(X_test), pipe.predict(X_test))
+    np.testing.assert_allclose(served.predict_proba(X_test), pipe.predict_proba(X_test),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("family, method", FAMILIES, ids=[f"{f}:{m}" for f, m in FAMILIES])
+def test_int8_and_float16_stay_close(fitted, digits_split, family, method):
+    _, X_test, _, y_test = digits_split
+    pipe = fitted[family, method]
+    reference = pipe.score(X_test, y_test)
+    for dtype in ("float16", "int8"):
+        served = quantize(pipe, dtype=dtype, X_calibration=X_test)
+        assert served.score(X_test, y_test) >= reference - 0.02, dtype
+        assert served.manifest["calibration"]["agreement"] > 0.95
+
+
+def test_int8_costs_at_most_half_a_point_on_digits(digits_split):
+    X_train, X_test, y_train, y_test = digits_split
+    pipe = make_quant_pipeline("column", 32, random_state=0).fit(X_train, y_train)
+    assert quantize(pipe, dtype="int8").score(X_test, y_test) >= (
+        pipe.score(X_test, y_test) - 0.005)
+
+
+def test_int8_shrinks_the_weights_to_under_a_third(fitted, tmp_path):
+    for key, pipe in fitted.items():
+        sizes, weights = {}, {}
+        for dtype in ("float32", "int8"):
+            path = tmp_path / f"{dtype}.skq"
+            served = quantize(pipe, dtype=dtype)
+            served.save(path)
+            sizes[dtype] = os.path.getsize(path)
+            # the weight matrices: stored whole in float32, as codes + scales in int8
+            weights[dtype] = sum(a.nbytes for name, a in served.arrays.items()
+                                 if a.ndim == 2 and a.dtype.kind == "f" or
+                                 name.endswith((".q", ".scale")))
+        assert weights["int8"] <= 0.3 * weights["float32"], (key, weights)
+        # vectors (means, bounds, biases) and the trees' structure stay as they
+        # are, so the whole file shrinks less for these small models
+        assert sizes["int8"] <= 0.6 * sizes["float32"], (key, sizes)
+
+
+def test_save_and_load_round_trip(fitted, digits_split, tmp_path):
+    _, X_test, _, _ = digits_split
+    served = quantize(fitted["tree", "tsvq"], dtype="int8")
+    path = served.save(tmp_path / "model.skq")
+    loaded = load_quantized(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), served.predict_proba(X_test))
+    assert loaded.dtype == "int8" and loaded.n_features_in_ == 64
+    np.testing.assert_array_equal(loaded.classes_, np.arange(10))
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["format_version"] == 1 and manifest["checksum"].startswith("sha256:")
+    assert manifest["skquant_version"] == skquant.__version__
+
+
+def test_string_labels_feature_names_and_missing_values(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, y = load_digits(return_X_y=True)
+    frame = pd.DataFrame(X[:600], columns=[f"px{i}" for i in range(64)])
+    labels = np.array(["even", "odd"])[y[:600] % 2]
+    pipe = make_quant_pipeline("column", 8, random_state=0, **FAST).fit(frame, labels)
+    served = load_quantized(quantize(pipe, dtype="float32").save(tmp_path / "m.skq"))
+    assert list(served.feature_names_in_[:2]) == ["px0", "px1"]
+    shuffled = frame[frame.columns[::-1]]
+    np.testing.assert_array_equal(served.predict(shuffled), pipe.predict(frame))
+    holes = frame.to_numpy().copy()
+    holes[::3, 20] = np.nan
+    np.testing.assert_array_equal(served.predict(holes), pipe.predict(holes))
+    assert set(served.predict(holes)) <= {"even", "odd"}
+
+
+def test_outlier_filter_exports_as_its_classifier(digits_split):
+    X_train, X_test, y_train, _ = digits_split
+    pipe = make_quant_pipeline("column", 8, outlier_filter=True, random_state=0,
+                               classify__estimator__epochs=2).fit(X_train, y_train)
+    served = quantize(pipe, dtype="float32")
+    np.testing.assert_array_equal(served.predict(X_test), pipe.predict(X_test))
+
+
+def test_serving_imports_neither_tensorflow_nor_sklearn(fitted, digits_split, tmp_path):
+    _, X_test, _, _ = digits_split
+    path = quantize(fitted["graph", "spectral"], dtype="int8").save(tmp_path / "m.skq")
+    np.save(tmp_path / "X.npy", X_test[:5])
+    script = (
+        "import sys, numpy as np, skquant\n"
+        f"model = skquant.load_quantized({str(path)!r})\n"
+        f"print(model.predict(np.load({str(tmp_path / 'X.npy')!r})).tolist())\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'sklearn', 'scipy') if m in sys.modules]\n"
+        "print('HEAVY:' + ','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "HEAVY:"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "tamper", "version", "not_zip", "other_zip"])
+def test_damaged_artifacts_are_refused(fitted, tmp_path, damage):
+    path = quantize(fitted["column", "pca"], dtype="int8").save(tmp_path / "m.skq")
+    data = open(path, "rb").read()
+    if damage == "truncate":
+        open(path, "wb").write(data[: len(data) // 2])
+        message = "not a readable zip|corrupt or truncated"
+    elif damage == "tamper":
+        with zipfile.ZipFile(path) as archive:
+            entries = {name: archive.read(name) for name in archive.namelist()}
+        blob = bytearray(entries["arrays.bin"])
+        blob[len(blob) // 2] ^= 0x7F
+        entries["arrays.bin"] = bytes(blob)
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, payload in entries.items():
+                archive.writestr(name, payload)
+        message = "fails its checksum"
+    elif damage == "version":
+        with zipfile.ZipFile(path) as archive:
+            entries = {name: archive.read(name) for name in archive.namelist()}
+        manifest = json.loads(entries["manifest.json"])
+        manifest["format_version"] = 99
+        entries["manifest.json"] = json.dumps(manifest).encode()
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, payload in entries.items():
+                archive.writestr(name, payload)
+        message = "format version 99; this skquant reads version 1"
+    elif damage == "not_zip":
+        open(path, "wb").write(b"print('hello')\n" * 10)
+        message = "not a skquant artifact"
+    else:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("hello.txt", "hi")
+        message = "has no manifest.json"
+    with pytest.raises(ArtifactError, match=message):
+        load_quantized(path)
+
+
+def test_object_arrays_are_never_loaded(tmp_path):
+    # an index entry claiming an object dtype (which would need pickle) is
+    # refused, even with a valid checksum
+    from skquant.runtime._artifact import _checksum
+
+    path = tmp_path / "evil.skq"
+    blob = b"\x00" * 16
+    manifest = {"format": "skquant-quantized", "format_version": 1,
+                "arrays": {"classes": ["|O", [2], 0]}}
+    manifest["checksum"] = _checksum(manifest, blob)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("manifest.json", json.dumps(manifest))
+        archive.writestr("arrays.bin", blob)
+    with pytest.raises(ArtifactError, match="forbidden dtype"):
+        load_quantized(path)
+    with pytest.raises(TypeError, match="numbers and strings only"):
+        quantize_arrays = {"classes": np.array([{"a": 1}], dtype=object)}
+        from skquant.runtime._artifact import write_artifact
+        write_artifact(tmp_path / "x.skq", {}, quantize_arrays)
+
+
+def test_unsupported_steps_and_dtypes_are_refused(fitted):
+    X, y = load_digits(return_X_y=True)
+    other = make_pipeline(Cleaner(), LogisticRegression(max_iter=50)).fit(X[:200], y[:200])
+    with pytest.raises(TypeError, match="cannot export LogisticRegression"):
+        quantize(other)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        quantize(fitted["column", "pca"], dtype="int4")
+
+
+def test_bad_input_at_predict_time(fitted):
+    served = quantize(fitted["column", "pca"])
+    with pytest.raises(ValueError, match="X has 3 features, but the model is expecting 64"):
+        served.predict(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="Reshape a single row"):
+        served.predict(np.zeros(64))
+    with pytest.raises(ValueError, match="X must be numeric"):
+        served.predict([["a"] * 64])
+
+
+def test_cli_quantize_then_predict(fitted, digits_split, tmp_path, capsys):
+    import joblib
+
+    from skquant.cli import main
+
+    _, X_test, _, y_test = digits_split
+    pipe = fitted["column", "pca"]
+    model_path, artifact = tmp_path / "pipe.joblib", tmp_path / "pipe.skq"
+    joblib.dump(pipe, model_path)
+    np.savez(tmp_path / "check.npz", X=X_test, y=y_test)
+    assert main(["quantize", str(model_path), "--dtype", "int8", "-o", str(artifact),
+                 "--check", str(tmp_path / "check.npz")]) == 0
+    printed = capsys.readouterr().out
+    assert "int8" in printed and "accuracy on" in printed and "same prediction on" in printed
+    np.savez(tmp_path / "rows.npz", X=X_test[:7])
+    assert main(["predict", str(artifact), str(tmp_path / "rows.npz")]) == 0
+    predicted = capsys.readouterr().out.split()
+    assert predicted == [str(p) for p in load_quantized(artifact).predict(X_test[:7])]
+    # quantizing an artifact again, or a damaged one, is a clear error
+    assert main(["quantize", str(artifact), "-o", str(tmp_path / "again.skq")]) == 2
+    assert "already a quantized artifact" in capsys.readouterr().err
+    data = open(artifact, "rb").read()
+    open(artifact, "wb").write(data[:200])
+    assert main(["predict", str(artifact), str(tmp_path / "rows.npz")]) == 2
+    assert "skquant: error:" in capsys.readouterr().err
