@@ -20,6 +20,8 @@ _LAZY = {
     "make_quant_pipeline": "skquant.pipeline",
     "projection_grid": "skquant.pipeline",
     "quantize": "skquant._export",
+    "QuantizedClassifier": "skquant._export",
+    "budget_scorer": "skquant._export",
     "QuantizedPipeline": "skquant.runtime",
     "load_quantized": "skquant.runtime",
 }

@@ -267,6 +267,57 @@ def quantize(pipeline, dtype="int8", X_calibration=None):
     return quantized
 
 
+def budget_scorer(max_bytes, dtype="int8"):
+    """A scorer: accuracy, or 0 for a model whose artifact exceeds a size budget.
+
+    Use it as GridSearchCV's ``scoring`` to pick the most accurate candidate
+    that fits in ``max_bytes``. A :class:`QuantizedClassifier` is sized by
+    its own quantized artifact; any other fitted pipeline is quantized to
+    ``dtype`` to be sized (it is scored on its own predictions).
+
+    Parameters
+    ----------
+    max_bytes : int
+        The size budget of the saved artifact, in bytes.
+    dtype : {"int8", "float16", "float32"}, default="int8"
+        How to size a candidate that is not a :class:`QuantizedClassifier`.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y) -> float``, as GridSearchCV expects.
+
+    See Also
+    --------
+    QuantizedClassifier : makes the weight dtype a searchable parameter.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> import skquant
+    >>> X, y = load_digits(return_X_y=True)
+    >>> pipe = skquant.make_quant_pipeline("column", 8, random_state=0,
+    ...                                    classify__epochs=2).fit(X, y)
+    >>> roomy, tight = skquant.budget_scorer(10**6), skquant.budget_scorer(1000)
+    >>> bool(roomy(pipe, X, y) > 0.5), tight(pipe, X, y)
+    (True, 0.0)
+    """
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}.")
+    if not max_bytes > 0:
+        raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}.")
+
+    def score(estimator, X, y):
+        quantized = getattr(estimator, "quantized_", None)
+        if quantized is None:
+            quantized = quantize(estimator, dtype=dtype)
+        if quantized.artifact_size() > max_bytes:
+            return 0.0
+        return float(np.mean(estimator.predict(X) == np.asarray(y)))
+
+    return score
+
+
 def _plain(labels):
     """Class labels as an array without Python objects (numbers or str)."""
     labels = np.asarray(labels)
@@ -278,3 +329,145 @@ def _plain(labels):
             "pickle; use numbers or strings as labels."
         )
     return labels
+
+
+# scikit-learn is imported here, by the exporter only: the runtime that
+# serves the artifacts (skquant.runtime) never imports this module
+from sklearn.base import BaseEstimator, ClassifierMixin, clone  # noqa: E402
+from sklearn.utils._param_validation import HasMethods, StrOptions  # noqa: E402
+
+
+class QuantizedClassifier(ClassifierMixin, BaseEstimator):
+    """Fit a pipeline, then predict with its quantized export.
+
+    Wrapping the pipeline makes the weight dtype a parameter, so that
+    GridSearchCV searches it together with the projection family and
+    dimension, scoring each candidate as it will serve (with
+    :func:`budget_scorer`, within a size budget).
+
+    Parameters
+    ----------
+    estimator : estimator
+        The pipeline to fit (from :func:`make_quant_pipeline`, or any
+        pipeline :func:`quantize` can export).
+    dtype : {"int8", "float16", "float32"}, default="int8"
+        Storage of the weight matrices in the export.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted pipeline.
+    quantized_ : QuantizedPipeline
+        Its export, which ``predict`` uses.
+    artifact_bytes_ : int
+        Size of the saved artifact.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    n_features_in_ : int
+        Number of input columns.
+    feature_names_in_ : ndarray of shape (n_features_in,)
+        Input column names, when fitted on named columns.
+
+    See Also
+    --------
+    quantize : the export itself.
+    budget_scorer : accuracy within a size budget.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> import skquant
+    >>> X, y = load_digits(return_X_y=True)
+    >>> pipe = skquant.make_quant_pipeline("column", 8, random_state=0, classify__epochs=2)
+    >>> search = GridSearchCV(
+    ...     skquant.QuantizedClassifier(pipe),
+    ...     {"dtype": ["float32", "int8"], "estimator__project__n_components": [4, 8]},
+    ...     scoring=skquant.budget_scorer(max_bytes=6000), cv=2,
+    ... ).fit(X[:400], y[:400])
+    >>> search.best_estimator_.artifact_bytes_ <= 6000
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "predict"])],
+        "dtype": [StrOptions(set(_DTYPES))],
+    }
+
+    def __init__(self, estimator, dtype="int8"):
+        self.estimator = estimator
+        self.dtype = dtype
+
+    def fit(self, X, y, **fit_params):
+        """Fit the pipeline, then quantize it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows.
+        y : array-like of shape (n_samples,)
+            Labels.
+        **fit_params : dict
+            Passed to the pipeline's ``fit``.
+
+        Returns
+        -------
+        self : object
+        """
+        self._validate_params()
+        fitted = clone(self.estimator).fit(X, y, **fit_params)
+        quantized = quantize(fitted, dtype=self.dtype)
+        self.estimator_, self.quantized_ = fitted, quantized
+        self.artifact_bytes_ = quantized.artifact_size()
+        self.classes_ = quantized.classes_
+        self.n_features_in_ = quantized.n_features_in_
+        if hasattr(fitted, "feature_names_in_"):
+            self.feature_names_in_ = fitted.feature_names_in_
+        return self
+
+    def _served(self, X):
+        from sklearn.utils.validation import check_is_fitted, validate_data
+
+        check_is_fitted(self)
+        # NaN passes only where the pipeline cleans it
+        cleans = self.__sklearn_tags__().input_tags.allow_nan
+        return validate_data(self, X, reset=False, ensure_all_finite=not cleans,
+                             dtype=[np.float64, np.float32])
+
+    def predict(self, X):
+        """Labels predicted by the quantized export.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Raw rows.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        X = self._served(X)  # checks fitted first
+        return self.quantized_.predict(X)
+
+    def predict_proba(self, X):
+        """Class probabilities from the quantized export.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Raw rows.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        X = self._served(X)
+        return self.quantized_.predict_proba(X)
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        # NaN is fine where the pipeline cleans it (a Cleaner first)
+        tags.input_tags.allow_nan = get_tags(self.estimator).input_tags.allow_nan
+        return tags

@@ -54,16 +54,21 @@ FAST_INSTANCES = {
     "KerasMLPClassifier": lambda cls: [
         cls(epochs=10, batch_size=64, learning_rate=0.03, dropout=0.0, random_state=0)
     ],
+    "QuantizedClassifier": lambda cls: [
+        cls(skquant.KerasMLPClassifier(epochs=10, batch_size=64, learning_rate=0.03,
+                                       dropout=0.0, random_state=0), dtype="float32")
+    ],
 }
 
+_MINI_BATCH = (
+    "mini-batch SGD: a weight of 2 and a duplicated row give different "
+    "batches, so the fitted weights differ (sklearn's MLPClassifier and "
+    "SGDClassifier are exempted for the same reason)"
+)
 EXPECTED_FAILURES = {
-    "KerasMLPClassifier": {
-        "check_sample_weight_equivalence_on_dense_data": (
-            "mini-batch SGD: a weight of 2 and a duplicated row give different "
-            "batches, so the fitted weights differ (sklearn's MLPClassifier and "
-            "SGDClassifier are exempted for the same reason)"
-        ),
-    },
+    "KerasMLPClassifier": {"check_sample_weight_equivalence_on_dense_data": _MINI_BATCH},
+    # it fits the KerasMLPClassifier above, so the same holds
+    "QuantizedClassifier": {"check_sample_weight_equivalence_on_dense_data": _MINI_BATCH},
 }
 
 

@@ -244,3 +244,39 @@ def test_cli_quantize_then_predict(fitted, digits_split, tmp_path, capsys):
     open(artifact, "wb").write(data[:200])
     assert main(["predict", str(artifact), str(tmp_path / "rows.npz")]) == 2
     assert "skquant: error:" in capsys.readouterr().err
+
+
+def test_grid_search_over_dtype_within_a_budget(digits_split):
+    from sklearn.model_selection import GridSearchCV
+
+    from skquant import QuantizedClassifier, budget_scorer
+
+    X_train, X_test, y_train, y_test = digits_split
+    pipe = make_quant_pipeline("column", 8, random_state=0, **FAST)
+    grid = {"dtype": ["float32", "int8"], "estimator__project__n_components": [8, 24]}
+    sizes = {}
+    for dtype in grid["dtype"]:
+        for k in grid["estimator__project__n_components"]:
+            model = QuantizedClassifier(pipe, dtype=dtype).set_params(
+                estimator__project__n_components=k).fit(X_train, y_train)
+            sizes[dtype, k] = model.artifact_bytes_
+    assert sizes["int8", 24] < sizes["float32", 24]
+    # a budget that only the int8 models meet: the search must pick one
+    budget = max(sizes["int8", 8], sizes["int8", 24]) + 1
+    assert budget < min(sizes["float32", 8], sizes["float32", 24])
+    search = GridSearchCV(QuantizedClassifier(pipe), grid, cv=2,
+                          scoring=budget_scorer(budget)).fit(X_train, y_train)
+    assert search.best_params_["dtype"] == "int8"
+    scores = search.cv_results_["mean_test_score"]
+    over = [i for i, p in enumerate(search.cv_results_["params"]) if p["dtype"] == "float32"]
+    assert all(scores[i] == 0.0 for i in over)
+    assert search.best_estimator_.score(X_test, y_test) > 0.5
+
+
+def test_budget_scorer_bad_arguments():
+    from skquant import budget_scorer
+
+    with pytest.raises(ValueError, match="max_bytes must be a positive"):
+        budget_scorer(0)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        budget_scorer(1000, dtype="int4")

@@ -98,11 +98,11 @@ class GraphProjection(BaseProjection):
         Names of the columns seen during fit, when they are all strings.
     n_samples_seen_ : int
         Number of rows the projection has been fitted on.
-    landmarks_ : ndarray of shape (n_landmarks_, n_features_in)
+    landmarks_ : ndarray of shape (n_landmarks, n_features_in)
         The rows the graph is built on.
     n_landmarks_ : int
         Number of landmarks.
-    affinity_ : scipy.sparse.csr_matrix of shape (n_landmarks_, n_landmarks_)
+    affinity_ : scipy.sparse.csr_matrix of shape (n_landmarks, n_landmarks)
         The symmetric kNN graph's edge weights.
     n_connected_components_ : int
         Connected components of the kNN graph before they were joined (more
@@ -111,9 +111,9 @@ class GraphProjection(BaseProjection):
         ``"spectral"``: the eigenvalues of the random-walk matrix ``D^-1 W``
         for each coordinate, in decreasing order (all below 1).
         ``"lpp"``: the generalized eigenvalues, in increasing order.
-    embedding_ : ndarray of shape (n_landmarks_, n_components)
+    embedding_ : ndarray of shape (n_landmarks, n_components)
         ``"spectral"``: the landmarks' coordinates.
-    landmark_scale_ : ndarray of shape (n_landmarks_,)
+    landmark_scale_ : ndarray of shape (n_landmarks,)
         ``"spectral"``: each landmark's local kernel scale.
     mean_ : ndarray of shape (n_features_in,)
         ``"lpp"``: mean of the landmarks, subtracted before projecting.

@@ -327,12 +327,12 @@ class TreeProjection(BaseProjection):
         A row goes right when it is nearer the right child's prototype.
     parent_ : ndarray of shape (n_nodes,)
         ``"tsvq"``: the parent of each node, -1 for the root.
-    leaves_ : ndarray of shape (n_components_,)
+    leaves_ : ndarray of shape (n_components,)
         ``"tsvq"``: the node of each output column, in depth-first order.
-    leaf_sizes_ : ndarray of shape (n_components_,)
+    leaf_sizes_ : ndarray of shape (n_components,)
         ``"tsvq"``: rows assigned to each leaf during the fit, as in
         ``node_sizes_``.
-    cluster_centers_ : ndarray of shape (n_components_, n_features_in)
+    cluster_centers_ : ndarray of shape (n_components, n_features_in)
         ``"tsvq"``: the leaf prototypes, one per output column.
     max_depth_ : int
         Depth of the tree (``"tsvq"``) or of each random tree.
@@ -341,11 +341,11 @@ class TreeProjection(BaseProjection):
         distance of the sample rows to their mean.
     embedding_ : sklearn.ensemble.RandomTreesEmbedding
         ``"random-trees"``: the fitted random trees.
-    components_ : ndarray of shape (n_components_, n_leaves)
+    components_ : ndarray of shape (n_components, n_leaves)
         ``"random-trees"``: principal axes of the leaf indicators.
     indicator_mean_ : ndarray of shape (n_leaves,)
         ``"random-trees"``: fraction of the rows reaching each leaf.
-    explained_variance_ : ndarray of shape (n_components_,)
+    explained_variance_ : ndarray of shape (n_components,)
         ``"random-trees"``: variance of the indicators along each axis.
 
     See Also

@@ -30,7 +30,7 @@ class QuantizedPipeline:
         The class labels.
     n_features_in_ : int
         Number of input columns.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features_in,)
         Input column names, when the pipeline was fitted with named columns.
     dtype : str
         How the weights are stored: ``"float32"``, ``"float16"`` or ``"int8"``.
@@ -127,7 +127,7 @@ class QuantizedPipeline:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features_in_)
+        X : array-like of shape (n_samples, n_features_in)
             Raw rows, as the fitted pipeline took them (NaN allowed where the
             pipeline cleans).
 
@@ -146,7 +146,7 @@ class QuantizedPipeline:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features_in_)
+        X : array-like of shape (n_samples, n_features_in)
             Raw rows.
 
         Returns
@@ -160,7 +160,7 @@ class QuantizedPipeline:
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features_in_)
+        X : array-like of shape (n_samples, n_features_in)
             Raw rows.
         y : array-like of shape (n_samples,)
             True labels.
@@ -170,6 +170,19 @@ class QuantizedPipeline:
         accuracy : float
         """
         return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    def artifact_size(self):
+        """Bytes of the saved artifact (written to memory, not to disk).
+
+        Returns
+        -------
+        n_bytes : int
+        """
+        import io
+
+        buffer = io.BytesIO()
+        _artifact.write_artifact(buffer, self.manifest, self.arrays)
+        return buffer.tell()
 
     def save(self, path):
         """Write the artifact: one file of arrays and a JSON manifest.
