@@ -22,6 +22,7 @@ _LAZY = {
     "quantize": "skquant._export",
     "QuantizedClassifier": "skquant._export",
     "budget_scorer": "skquant._export",
+    "export_tflite": "skquant._tflite",
     "QuantizedPipeline": "skquant.runtime",
     "load_quantized": "skquant.runtime",
 }

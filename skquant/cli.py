@@ -283,6 +283,7 @@ def run_demo(args):
     from tqdm import tqdm
 
     from .cleaning import Cleaner
+    from ._export import quantize
     from .pipeline import _dimension_limit, make_quant_pipeline, projection_grid
 
     X, y, source = _load_demo_data(args)
@@ -361,16 +362,23 @@ def run_demo(args):
         model.fit(X_train, y_train)
         seconds = time.perf_counter() - start
         bar.update(1)
-        rows.append({
+        row = {
             "family": _projection_label(candidate["project"]),
             "dims": candidate["project__n_components"],
             "cv_accuracy": float(results["mean_test_score"][i]),
             "test_accuracy": float(np.mean(model.predict(X_test) == y_test)),
             "fit_seconds": seconds, "model_bytes": _model_bytes(model),
-        })
+        }
+        # what each candidate costs to serve: its float32 and int8 artifacts
+        for dtype in ("float32", "int8"):
+            served = quantize(model, dtype=dtype)
+            row[f"{dtype}_bytes"] = served.artifact_size()
+            row[f"{dtype}_accuracy"] = served.score(X_test, y_test)
+        rows.append(row)
         if i == best:
             joblib.dump(model, model_path)
     bar.close()
+    _mark_pareto_front(rows)
 
     table = _format_table(rows, best)
     print(table)
@@ -389,15 +397,36 @@ def run_demo(args):
     return 0
 
 
+def _mark_pareto_front(rows):
+    """Flag the served models (each candidate as float32 and as int8) that no
+    other is both smaller and at least as accurate as: the accuracy-versus-
+    bytes Pareto front."""
+    points = [(r[f"{d}_bytes"], r[f"{d}_accuracy"], i, d)
+              for i, r in enumerate(rows) for d in ("float32", "int8")]
+    for size, accuracy, i, dtype in points:
+        dominated = any(
+            other_size <= size and other_accuracy >= accuracy
+            and (other_size, other_accuracy) != (size, accuracy)
+            for other_size, other_accuracy, _, _ in points
+        )
+        rows[i][f"{dtype}_pareto"] = not dominated
+
+
 def _format_table(rows, best):
-    header = f"{'family':<20}{'dims':>5}{'CV acc':>9}{'test acc':>10}{'fit s':>8}{'bytes':>10}"
+    header = (f"{'family':<20}{'dims':>5}{'CV acc':>9}{'test acc':>10}{'fit s':>8}"
+              f"{'joblib B':>10}{'f32 B':>10}{'f32 acc':>9}{'int8 B':>10}{'int8 acc':>9}")
     lines = [header, "-" * len(header)]
     for i, r in enumerate(rows):
+        mark = {d: "*" if r.get(f"{d}_pareto") else " " for d in ("float32", "int8")}
         lines.append(
             f"{r['family']:<20}{r['dims']:>5}{r['cv_accuracy']:>9.4f}"
             f"{r['test_accuracy']:>10.4f}{r['fit_seconds']:>8.1f}{r['model_bytes']:>10}"
+            f"{r['float32_bytes']:>10}{r['float32_accuracy']:>8.4f}{mark['float32']}"
+            f"{r['int8_bytes']:>10}{r['int8_accuracy']:>8.4f}{mark['int8']}"
             + ("  <- best" if i == best else "")
         )
+    lines.append("* on the accuracy-versus-bytes Pareto front of the served artifacts "
+                 "(no other is smaller and at least as accurate)")
     return "\n".join(lines)
 
 
@@ -407,7 +436,8 @@ def _plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, cost) = plt.subplots(1, 2, figsize=(11, 4))
+    _plot_pareto(cost, rows)
     for family in dict.fromkeys(r["family"] for r in rows):
         mine = sorted((r for r in rows if r["family"] == family), key=lambda r: r["dims"])
         (line,) = ax.plot([r["dims"] for r in mine], [r["test_accuracy"] for r in mine],
@@ -426,6 +456,25 @@ def _plot(rows, path):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _plot_pareto(ax, rows):
+    """Test accuracy against artifact bytes, the Pareto front joined."""
+    front = []
+    for dtype, marker in (("float32", "o"), ("int8", "s")):
+        ax.scatter([r[f"{dtype}_bytes"] for r in rows], [r[f"{dtype}_accuracy"] for r in rows],
+                   marker=marker, alpha=0.6, label=f"{dtype} artifact")
+        front += [(r[f"{dtype}_bytes"], r[f"{dtype}_accuracy"]) for r in rows
+                  if r[f"{dtype}_pareto"]]
+    front.sort()
+    ax.plot([p[0] for p in front], [p[1] for p in front], color="black", linewidth=1,
+            label="Pareto front")
+    ax.set_xscale("log")
+    ax.set_xlabel("artifact bytes")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("accuracy against size")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,10 @@ def test_demo_end_to_end_on_user_data(small_digits, tmp_path, capsys):
     for name in ("best_pipeline.joblib", "accuracy_vs_dims.png", "results.csv"):
         assert (out / name).stat().st_size > 0
     rows = (out / "results.csv").read_text().splitlines()
-    assert rows[0] == "family,dims,cv_accuracy,test_accuracy,fit_seconds,model_bytes"
+    assert rows[0] == (
+        "family,dims,cv_accuracy,test_accuracy,fit_seconds,model_bytes,float32_bytes,"
+        "float32_accuracy,int8_bytes,int8_accuracy,float32_pareto,int8_pareto")
+    assert "Pareto front" in printed and "int8 B" in printed
     assert len(rows) == 5
 
     # predict with the saved model, from CSV, to stdout and to a file
@@ -263,3 +266,20 @@ def test_predict_with_a_csv_lacking_the_models_named_columns(tmp_path, capsys):
     csv_path.write_text("height,depth\n1,2\n")
     assert main(["predict", str(model_path), str(csv_path)]) == 2
     assert "lacks the model's column(s) ['width']" in capsys.readouterr().err
+
+
+def test_pareto_front_marks_the_undominated_models():
+    from skquant.cli import _mark_pareto_front
+
+    rows = [
+        {"float32_bytes": 400, "float32_accuracy": 0.97, "int8_bytes": 100, "int8_accuracy": 0.96},
+        {"float32_bytes": 500, "float32_accuracy": 0.95, "int8_bytes": 150, "int8_accuracy": 0.96},
+        {"float32_bytes": 900, "float32_accuracy": 0.99, "int8_bytes": 300, "int8_accuracy": 0.98},
+    ]
+    _mark_pareto_front(rows)
+    assert [(r["float32_pareto"], r["int8_pareto"]) for r in rows] == [
+        (False, True),   # 400/0.97 loses to 300/0.98; 100/0.96 is the smallest
+        (False, False),  # 150/0.96 loses to 100/0.96; 500/0.95 to 100/0.96
+        (True, True),    # the most accurate ones
+    ]
+
