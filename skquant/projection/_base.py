@@ -120,6 +120,22 @@ class BaseProjection(
             f"{type(self).__name__!r} object has no attribute {name!r}"
         )
 
+    # caches a family derives from its fitted state and rebuilds in
+    # __setstate__, so that pickles do not store them
+    _transient_attributes: tuple = ()
+
+    def __getstate__(self):
+        # Derive the fitted attributes first, so that a pickle holds the
+        # fitted projection rather than half-streamed state (buffers).
+        try:
+            self._ensure_finalized()
+        except ValueError:
+            pass  # not finalizable yet (too few rows): pickle the raw state
+        state = dict(super().__getstate__())  # a copy: it may be our own __dict__
+        for name in self._transient_attributes:
+            state.pop(name, None)
+        return state
+
     def _ensure_finalized(self):
         if self.__dict__.get("_needs_finalize"):
             self._finalize()

@@ -178,17 +178,8 @@ class GraphProjection(BaseProjection):
         self.n_landmarks = n_landmarks
         self.random_state = random_state
 
-    def __getstate__(self):
-        # the float64 landmarks and the scaled coordinates are derived from
-        # landmarks_ and embedding_: rebuilt on load, not stored twice
-        try:
-            self._ensure_finalized()
-        except ValueError:
-            pass  # not finalizable yet: pickle the raw state
-        state = dict(super().__getstate__())  # a copy: the dict may be our own
-        for name in ("_coordinates", "_landmarks64", "_landmark_norms"):
-            state.pop(name, None)
-        return state
+    # derived from landmarks_ and embedding_: rebuilt on load, not stored twice
+    _transient_attributes = ("_coordinates", "_landmarks64", "_landmark_norms")
 
     def __setstate__(self, state):
         super().__setstate__(state)

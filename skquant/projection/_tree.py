@@ -422,19 +422,14 @@ class TreeProjection(BaseProjection):
         self.random_state = random_state
 
     # caches that _set_routing derives from the prototypes: not pickled
-    _routing_cache = ("_normals", "_offsets", "_inverse_norms", "_prototypes",
-                      "_prototype_norms")
+    # the routing caches, rebuilt from the prototypes on load
+    _transient_attributes = ("_normals", "_offsets", "_inverse_norms", "_prototypes",
+                             "_prototype_norms")
 
     def __getstate__(self):
-        # Fold in any rows still buffered first, so that a pickle holds the
-        # fitted tree and never the stream buffer or the growth sample.
-        try:
-            self._ensure_finalized()
-        except ValueError:
-            pass  # not finalizable yet: pickle the raw state
-        state = dict(super().__getstate__())  # a copy: the dict may be our own
-        for name in self._routing_cache:
-            state.pop(name, None)
+        # the base finalizes first: buffered rows are folded in, so a pickle
+        # never holds the stream buffer or the growth sample
+        state = super().__getstate__()
         if self.method == "random-trees" and not state.get("_needs_finalize"):
             # the leaf co-occurrence counts (n_leaves^2) would dwarf the
             # fitted projection; without them partial_fit cannot resume
