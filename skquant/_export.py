@@ -2,10 +2,15 @@
 
 Each supported estimator has an exporter that turns its fitted state into
 plain arrays and a step kind the runtime knows (``skquant/runtime``). A
-family added later registers its exporter in ``_EXPORTERS``.
+family added later registers its exporter in ``_exporters()``.
 """
 
 import numpy as np
+
+# scikit-learn is imported by the exporter only: the runtime that serves
+# the artifacts (skquant.runtime) never imports this module
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils._param_validation import HasMethods, StrOptions
 
 from . import __version__
 
@@ -331,10 +336,6 @@ def _plain(labels):
     return labels
 
 
-# scikit-learn is imported here, by the exporter only: the runtime that
-# serves the artifacts (skquant.runtime) never imports this module
-from sklearn.base import BaseEstimator, ClassifierMixin, clone  # noqa: E402
-from sklearn.utils._param_validation import HasMethods, StrOptions  # noqa: E402
 
 
 class QuantizedClassifier(ClassifierMixin, BaseEstimator):
