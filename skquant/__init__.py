@@ -18,6 +18,7 @@ _LAZY = {
     "GraphProjection": "skquant.projection",
     "KerasMLPClassifier": "skquant.neural",
     "make_quant_pipeline": "skquant.pipeline",
+    "fit_stream": "skquant._stream",
     "projection_grid": "skquant.pipeline",
     "quantize": "skquant._export",
     "QuantizedClassifier": "skquant._export",
@@ -27,7 +28,9 @@ _LAZY = {
     "load_quantized": "skquant.runtime",
 }
 
-_SUBMODULES = {"cleaning", "projection", "neural", "pipeline", "runtime", "cli"}
+_SUBMODULES = {
+    "cleaning", "projection", "neural", "pipeline", "runtime", "cli", "distributed",
+}
 
 __all__ = sorted(_LAZY) + ["__version__"]
 

@@ -130,3 +130,96 @@ def test_outlier_filter_last_in_a_pipeline_under_grid_search():
     pipe = make_pipeline(Cleaner(), OutlierFilter(LogisticRegression(), random_state=0))
     search = GridSearchCV(pipe, {"outlierfilter__estimator__C": [0.1, 1.0]}, cv=3).fit(X, y)
     assert search.best_estimator_.predict(X).shape == (150,)
+
+
+# ------------------------------------------------------------ partial_fit
+def _messy(n_rows=3000, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.standard_t(3, size=(n_rows, 10))
+    X[rng.rand(*X.shape) < 0.1] = np.nan
+    X[:, 3] = 5.0  # constant
+    X[:, 4] = X[:, 0]  # duplicate
+    X[:, 5] = np.nan  # all missing
+    X[7, 6] = np.inf
+    X[:, 7] = 0.0
+    X[17, 7] = 1.0  # constant once clipped
+    return X
+
+
+@pytest.mark.parametrize("strategy", ["median", "mean", "most_frequent", "constant"])
+def test_partial_fit_equals_fit_while_the_sample_holds_every_row(strategy):
+    X = _messy()
+    fitted = Cleaner(strategy=strategy, fill_value=-1.0).fit(X)
+    streamed = Cleaner(strategy=strategy, fill_value=-1.0)
+    for start in range(0, len(X), 256):
+        streamed.partial_fit(X[start : start + 256])
+    for name in ("statistics_", "lower_bounds_", "upper_bounds_", "support_"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(fitted, name))
+    assert streamed.drop_reasons_ == fitted.drop_reasons_
+    assert streamed.n_samples_seen_ == len(X)
+    np.testing.assert_array_equal(streamed.transform(X), fitted.transform(X))
+
+
+def test_partial_fit_beyond_the_sample_keeps_exact_what_it_can():
+    X = _messy(20_000, seed=1)
+    X[:, 8] = 0.0
+    X[::5000, 8] = 1.0  # rare values, likely absent from a small sample
+    streamed = Cleaner(sketch_size=500, clip_quantile=None, random_state=0)
+    for start in range(0, len(X), 1000):
+        streamed.partial_fit(X[start : start + 1000])
+    fitted = Cleaner(clip_quantile=None).fit(X)
+    assert streamed._sketch.sample.shape == (500, 10)  # memory: the sample only
+    # exact: which columns are missing, constant or duplicates, and means
+    assert streamed.drop_reasons_ == fitted.drop_reasons_
+    assert "x8" not in streamed.drop_reasons_
+    mean = Cleaner(strategy="mean", sketch_size=500, random_state=0)
+    for start in range(0, len(X), 1000):
+        mean.partial_fit(X[start : start + 1000])
+    np.testing.assert_allclose(
+        mean.statistics_, Cleaner(strategy="mean").fit(X).statistics_, rtol=1e-12
+    )
+    # estimated from the sample: medians and quantiles, close
+    present = fitted.support_
+    np.testing.assert_allclose(
+        streamed.statistics_[present], fitted.statistics_[present], atol=0.15
+    )
+    clipped = Cleaner(sketch_size=2000, clip_quantile=0.05, random_state=0)
+    for start in range(0, len(X), 1000):
+        clipped.partial_fit(X[start : start + 1000])
+    reference = Cleaner(clip_quantile=0.05).fit(X)
+    keep = reference.support_
+    np.testing.assert_allclose(
+        clipped.lower_bounds_[keep], reference.lower_bounds_[keep], rtol=0.15
+    )
+
+
+def test_partial_fit_is_deterministic_and_pickles_without_its_sample():
+    import pickle
+
+    X = _messy(5000)
+
+    def stream(seed):
+        cleaner = Cleaner(sketch_size=300, random_state=seed)
+        for start in range(0, len(X), 700):
+            cleaner.partial_fit(X[start : start + 700])
+        return cleaner
+
+    np.testing.assert_array_equal(stream(0).lower_bounds_, stream(0).lower_bounds_)
+    cleaner = stream(0)
+    restored = pickle.loads(pickle.dumps(cleaner))
+    assert not hasattr(restored, "_sketch")
+    np.testing.assert_array_equal(restored.transform(X), cleaner.transform(X))
+    # a loaded Cleaner starts a new fit on partial_fit
+    restored.partial_fit(X[:10])
+    assert restored.n_samples_seen_ == 10
+
+
+def test_partial_fit_refuses_changed_parameters_and_columns():
+    X = _messy(600)
+    cleaner = Cleaner().partial_fit(X)
+    cleaner.set_params(strategy="mean")
+    with pytest.raises(ValueError, match="Parameters changed since the Cleaner's first partial_fit"):
+        cleaner.partial_fit(X)
+    cleaner = Cleaner().partial_fit(X)
+    with pytest.raises(ValueError, match="X has 9 features"):
+        cleaner.partial_fit(X[:, :9])

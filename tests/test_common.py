@@ -10,7 +10,10 @@ import importlib
 import inspect
 import pkgutil
 
+import numpy as np
+import pytest
 from sklearn.base import BaseEstimator
+from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -100,3 +103,18 @@ def test_discovery_finds_the_known_estimators():
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("estimator", all_instances(), ids=lambda est: type(est).__name__)
+def test_cloudpickle_round_trip(estimator):
+    """Dask ships estimators to its workers with cloudpickle: unfitted and
+    fitted, each must come back working."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    X, y = make_classification(n_samples=80, n_features=6, n_informative=4,
+                               n_classes=3, random_state=0)
+    copy = cloudpickle.loads(cloudpickle.dumps(estimator))
+    assert copy.get_params().keys() == estimator.get_params().keys()
+    fitted = estimator.fit(X, y)
+    restored = cloudpickle.loads(cloudpickle.dumps(fitted))
+    method = "predict" if hasattr(fitted, "predict") else "transform"
+    np.testing.assert_array_equal(getattr(restored, method)(X), getattr(fitted, method)(X))

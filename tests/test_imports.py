@@ -1,9 +1,10 @@
 """`import skquant` stays cheap: no TensorFlow or Keras until the classifier is used."""
 
+import os
 import subprocess
 import sys
 
-HEAVY = ("tensorflow", "keras", "scikeras")
+HEAVY = ("tensorflow", "keras", "scikeras", "dask", "distributed")
 
 
 def _modules_after(code, tmp_path):
@@ -30,6 +31,7 @@ def test_building_and_fitting_projections_loads_no_tensorflow(tmp_path):
         "for method in ('spectral', 'lpp'):\n"
         "    skquant.GraphProjection(3, method=method).fit_transform(X)\n"
         "skquant.make_quant_pipeline('column', 4)\n"
+        "import skquant.distributed\n"
         "skquant.projection_grid(['column', 'tree', 'graph'])\n"
     )
     assert _modules_after(code, tmp_path) == ""
@@ -50,3 +52,23 @@ def test_fitting_the_classifier_loads_tensorflow(tmp_path):
         "skquant.KerasMLPClassifier(epochs=1).fit(X, y)\n"
     )
     assert "tensorflow" in _modules_after(code, tmp_path)
+
+
+def test_tensorflow_threads_follow_the_environment(tmp_path):
+    code = (
+        "from skquant.neural._keras import load_keras\n"
+        "load_keras()\n"
+        "import tensorflow as tf\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads())\n"
+    )
+    env = dict(os.environ, SKQUANT_TF_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "1"
+    env["SKQUANT_TF_THREADS"] = "many"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert "SKQUANT_TF_THREADS='many' is not a positive integer" in result.stderr

@@ -1,14 +1,22 @@
 """Cleaner: the row-preserving first step of every skquant pipeline."""
 
 import hashlib
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_is_fitted,
+    check_random_state,
+)
 
 from .._validation import forget_fit, validate_numeric
+from ._sketch import ColumnSketch
+
+# the fitted attributes that partial_fit leaves to be derived on first use
+_DERIVED = ("statistics_", "lower_bounds_", "upper_bounds_", "support_", "drop_reasons_")
 
 
 class Cleaner(TransformerMixin, BaseEstimator):
@@ -20,6 +28,14 @@ class Cleaner(TransformerMixin, BaseEstimator):
     missing, constant (or constant once clipped), or exact duplicates of an
     earlier column are dropped. Every row is kept: to drop outlier *rows* at
     training time, wrap the final estimator in :class:`OutlierFilter`.
+
+    ``partial_fit`` learns from a stream of chunks in one pass, in memory
+    that does not grow with the rows: counts, means, extremes and duplicate
+    columns are kept exactly, and the statistics that need the values
+    themselves (median, most frequent value, clipping quantiles, variance)
+    come from a uniform random sample of ``sketch_size`` rows. Up to
+    ``sketch_size`` rows in all, the sample is the data and ``partial_fit``
+    learns exactly what ``fit`` learns.
 
     Parameters
     ----------
@@ -36,7 +52,13 @@ class Cleaner(TransformerMixin, BaseEstimator):
         equal, or all equal once clipped, are always dropped.
     drop_duplicates : bool, default=True
         Drop columns whose cleaned training values equal those of an earlier
-        column.
+        column. (After ``partial_fit`` on more than ``sketch_size`` rows:
+        whose raw values equal those of an earlier column.)
+    sketch_size : int, default=100_000
+        Rows of the uniform sample that ``partial_fit`` keeps to estimate
+        medians, modes, quantiles and variances. Unused by ``fit``.
+    random_state : int, RandomState instance or None, default=None
+        Draws the rows of ``partial_fit``'s sample. Unused by ``fit``.
 
     Attributes
     ----------
@@ -56,6 +78,8 @@ class Cleaner(TransformerMixin, BaseEstimator):
         For each dropped column name, why it was dropped: ``"all missing"``,
         ``"constant"``, ``"near-constant"`` (constant once clipped, or at most
         ``variance_threshold`` in variance) or ``"duplicate of <name>"``.
+    n_samples_seen_ : int
+        Rows learned from (by ``fit``, or by every ``partial_fit`` call).
 
     See Also
     --------
@@ -89,6 +113,8 @@ class Cleaner(TransformerMixin, BaseEstimator):
         "clip_quantile": [Interval(Real, 0, 0.5, closed="left"), None],
         "variance_threshold": [Interval(Real, 0, None, closed="left")],
         "drop_duplicates": ["boolean"],
+        "sketch_size": [Interval(Integral, 2, None, closed="left")],
+        "random_state": ["random_state"],
     }
 
     def __init__(
@@ -99,12 +125,16 @@ class Cleaner(TransformerMixin, BaseEstimator):
         clip_quantile=0.001,
         variance_threshold=0.0,
         drop_duplicates=True,
+        sketch_size=100_000,
+        random_state=None,
     ):
         self.strategy = strategy
         self.fill_value = fill_value
         self.clip_quantile = clip_quantile
         self.variance_threshold = variance_threshold
         self.drop_duplicates = drop_duplicates
+        self.sketch_size = sketch_size
+        self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -123,26 +153,127 @@ class Cleaner(TransformerMixin, BaseEstimator):
             The fitted Cleaner.
         """
         try:
-            return self._fit(X)
+            X = validate_numeric(self, X, reset=True, allow_nan=True, ensure_min_samples=2)
+            self.__dict__.pop("_sketch", None)
+            self._needs_finalize = False
+            self._learn(np.where(np.isfinite(X), X, np.nan))
+            self.n_samples_seen_ = X.shape[0]
         except Exception:
             forget_fit(self)  # a failed fit leaves nothing half-fitted
             raise
+        return self
 
-    def _fit(self, X):
-        X = validate_numeric(self, X, reset=True, allow_nan=True, ensure_min_samples=2)
-        X = np.where(np.isfinite(X), X, np.nan)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Learn from one more chunk of rows.
+
+        The fitted attributes are derived from everything seen so far on
+        first use after the call, so that feeding many chunks costs one
+        derivation.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data; may hold NaN and ±inf.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The updated Cleaner.
+        """
+        first_call = "_sketch" not in self.__dict__
+        if not first_call and self._sketch_params != self._stream_params():
+            raise ValueError(
+                "Parameters changed since the Cleaner's first partial_fit call; "
+                "partial_fit can only add rows. Call fit, or clone the Cleaner, "
+                "to start again with the new parameters."
+            )
+        try:
+            X = validate_numeric(
+                self, X, reset=first_call, allow_nan=True, ensure_min_samples=1
+            )
+        except Exception:
+            if first_call:
+                forget_fit(self)
+            raise
+        if first_call:
+            for name in _DERIVED:
+                self.__dict__.pop(name, None)
+            self._sketch = ColumnSketch(
+                X.shape[1], self.sketch_size, check_random_state(self.random_state)
+            )
+            self._sketch_params = self._stream_params()
+            self.n_samples_seen_ = 0
+        self._sketch.update(X)
+        self.n_samples_seen_ += X.shape[0]
+        for name in _DERIVED:  # stale now; derived again on first use
+            self.__dict__.pop(name, None)
+        self._needs_finalize = True
+        return self
+
+    def _stream_params(self):
+        return self.get_params(deep=False)
+
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: derive the fitted attributes
+        # after partial_fit. __dict__ is read directly so that copy and
+        # pickle, which probe before __dict__ is filled, get AttributeError.
+        state = self.__dict__
+        if name in _DERIVED and state.get("_needs_finalize"):
+            sketch = state["_sketch"]
+            self._learn(sketch.sample, sketch=None if sketch.is_exact else sketch)
+            self._needs_finalize = False
+            if name in state:
+                return state[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __getstate__(self):
+        # A pickle holds the fitted statistics, not partial_fit's sample
+        # (sketch_size rows): a loaded Cleaner transforms, and a partial_fit
+        # on it starts a new fit.
+        if self.__dict__.get("_needs_finalize"):
+            try:
+                self.support_
+            except ValueError:
+                pass  # nothing left to keep: pickle what there is
+        state = dict(super().__getstate__())
+        state.pop("_sketch", None)
+        state.pop("_sketch_params", None)
+        return state
+
+    def _learn(self, X, sketch=None):
+        """Learn every fitted attribute from ``X`` (float, NaN for missing).
+
+        ``X`` is all the training rows, or, with ``sketch``, a uniform
+        sample of a longer stream, whose exact per-column summaries then
+        settle what a sample cannot: which columns are missing or constant
+        throughout, their means, and which are duplicates.
+        """
         names = _check_feature_names_in(self, None)
         n_features = X.shape[1]
         reasons = {}
 
         missing = np.isnan(X)
-        all_missing = missing.all(axis=0)
-        statistics = self._fill_values(X, all_missing)
+        if sketch is None:
+            all_missing = missing.all(axis=0)
+        else:
+            all_missing = sketch.n_finite == 0
+        statistics = self._fill_values(X, all_missing, sketch)
         X = np.where(missing, statistics, X)
         present = ~all_missing
+        if sketch is None:
+            low, high = X.min(axis=0), X.max(axis=0)
+        else:
+            # the extremes of the imputed column: the fill value counts where
+            # some value was missing
+            has_missing = sketch.n_finite < sketch.n_rows
+            low = np.fmin(sketch.minima, np.where(has_missing, statistics, np.inf))
+            high = np.fmax(sketch.maxima, np.where(has_missing, statistics, -np.inf))
         # constant before clipping: every value equal (exactly, unlike a
         # variance, which rounding makes 1e-34 for a column of 0.1s)
-        constant = present & (np.ptp(X, axis=0) == 0)
+        constant = present & (high == low)
 
         lower = np.full(n_features, -np.inf)
         upper = np.full(n_features, np.inf)
@@ -157,18 +288,32 @@ class Cleaner(TransformerMixin, BaseEstimator):
             reasons[j] = "all missing"
         # near-constant: constant once its outliers are clipped, or with a
         # variance at most variance_threshold
-        flat = present & ((np.ptp(X, axis=0) == 0) | (X.var(axis=0) <= self.variance_threshold))
+        clipped_ptp = np.minimum(high, upper) - np.maximum(low, lower)
+        with np.errstate(invalid="ignore"):
+            flat = present & (clipped_ptp <= 0)
+            if sketch is None or self.variance_threshold > 0:
+                # (a sample's zero variance does not prove the column flat:
+                # its rare values may have been left out of the sample)
+                flat |= present & (X.var(axis=0) <= self.variance_threshold)
         for j in np.flatnonzero(flat):
             reasons[j] = "constant" if constant[j] else "near-constant"
         support &= ~flat
 
         if self.drop_duplicates:
+            digests = None if sketch is None else sketch.digests()
             first_seen = {}
             for j in np.flatnonzero(support):
                 column = np.ascontiguousarray(X[:, j])
-                key = hashlib.blake2b(column.tobytes(), digest_size=16).digest()
-                earlier = first_seen.get(key)
-                if earlier is not None and np.array_equal(column, X[:, earlier]):
+                if digests is None:
+                    key = hashlib.blake2b(column.tobytes(), digest_size=16).digest()
+                    earlier = first_seen.get(key)
+                    duplicate = earlier is not None and np.array_equal(column, X[:, earlier])
+                else:
+                    # the whole stream's raw values, not the sample's
+                    key = digests[j]
+                    earlier = first_seen.get(key)
+                    duplicate = earlier is not None
+                if duplicate:
                     support[j] = False
                     reasons[j] = f"duplicate of {names[earlier]}"
                 else:
@@ -185,18 +330,26 @@ class Cleaner(TransformerMixin, BaseEstimator):
         self.lower_bounds_, self.upper_bounds_ = lower, upper
         self.support_ = support
         self.drop_reasons_ = {str(names[j]): why for j, why in sorted(reasons.items())}
-        return self
 
-    def _fill_values(self, X, all_missing):
+    def _fill_values(self, X, all_missing, sketch=None):
         n_features = X.shape[1]
         fill = np.full(n_features, np.nan)
-        present = ~all_missing
+        # a column present in the stream may have no value in the sample:
+        # it is filled with its exact mean
+        in_sample = ~all_missing & ~np.isnan(X).all(axis=0)
+        if self.strategy == "constant":
+            fill[~all_missing] = self.fill_value
+            return fill
+        if sketch is not None:
+            present = ~all_missing
+            fill[present] = sketch.sums[present] / sketch.n_finite[present]
+            if self.strategy == "mean":
+                return fill
+        present = in_sample
         if not present.any():
             return fill
         columns = X[:, present]
-        if self.strategy == "constant":
-            fill[present] = self.fill_value
-        elif self.strategy == "mean":
+        if self.strategy == "mean":
             fill[present] = np.nanmean(columns, axis=0)
         elif self.strategy == "median":
             fill[present] = np.nanmedian(columns, axis=0)

@@ -7,8 +7,10 @@ the terminal.
 """
 
 import contextlib
+import multiprocessing
 import os
 import pickle
+import sys
 from numbers import Integral, Real
 
 import numpy as np
@@ -26,6 +28,8 @@ from sklearn.utils.validation import (
 from .._validation import forget_fit, validate_numeric
 
 _BACKEND = {}
+# seeds stay below 2**31, with room for one per layer
+_SEED_LIMIT = 2**31 - 1024
 
 
 @contextlib.contextmanager
@@ -46,26 +50,78 @@ def _quiet_stderr():
         os.close(devnull)
 
 
+def tensorflow_thread_cap():
+    """How many threads TensorFlow may use in this process (None: its default).
+
+    ``SKQUANT_TF_THREADS`` sets it; otherwise, in a Dask worker process, the
+    worker's thread count, so that several worker processes on one machine
+    do not each start a thread per core.
+
+    Returns
+    -------
+    threads : int or None
+        The cap, or None to leave TensorFlow's default (one per core).
+    """
+    text = os.environ.get("SKQUANT_TF_THREADS", "").strip()
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(
+                f"SKQUANT_TF_THREADS={text!r} is not a positive integer; set it "
+                "to the number of threads TensorFlow may use, or unset it."
+            )
+        return int(text)
+    # A Dask worker process has imported distributed; nothing else needs to.
+    # (A worker running as a thread of the main process shares it with the
+    # user's own work, so it sets no cap.)
+    distributed = sys.modules.get("distributed")
+    if distributed is not None and multiprocessing.parent_process() is not None:
+        try:
+            worker = distributed.get_worker()
+        except ValueError:
+            # outside a task (for example in client.run): the process's
+            # worker, if it has exactly one
+            workers = list(getattr(distributed.Worker, "_instances", ()))
+            if len(workers) != 1:
+                return None
+            worker = workers[0]
+        return int(worker.state.nthreads)
+    return None
+
+
 def load_keras():
     """Import Keras (TensorFlow backend) and scikeras once, quietly.
+
+    TensorFlow's thread pools are sized by :func:`tensorflow_thread_cap`.
 
     Returns
     -------
     backend : dict
-        ``{"keras": module, "KerasClassifier": class}``.
+        ``{"keras": module, "KerasClassifier": class, "BaseWrapper": class,
+        "tensorflow_random_state": context manager}``.
     """
     if not _BACKEND:
+        threads = tensorflow_thread_cap()
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         with _quiet_stderr():
             import keras
             import tensorflow
-            from scikeras.wrappers import KerasClassifier
+            from scikeras.utils.random_state import tensorflow_random_state
+            from scikeras.wrappers import BaseWrapper, KerasClassifier
 
             tensorflow.get_logger().setLevel("ERROR")
+            if threads is not None:
+                # must precede the first operation, which fixes the pools
+                tensorflow.config.threading.set_intra_op_parallelism_threads(threads)
+                tensorflow.config.threading.set_inter_op_parallelism_threads(threads)
             # the first device query prints CUDA probing errors on CPU hosts
             tensorflow.config.list_physical_devices()
-        _BACKEND.update(keras=keras, KerasClassifier=KerasClassifier)
+        _BACKEND.update(
+            keras=keras,
+            KerasClassifier=KerasClassifier,
+            BaseWrapper=BaseWrapper,
+            tensorflow_random_state=tensorflow_random_state,
+        )
     return _BACKEND
 
 
@@ -73,15 +129,29 @@ def _standardize(X, mean, scale, dtype):
     return ((X - mean) / scale).astype(dtype)
 
 
-def _build_mlp(meta, hidden_layer_sizes, dropout, learning_rate):
-    """Dense(relu) [-> Dropout] ... -> Dense(softmax), compiled with Adam."""
+def _build_mlp(meta, hidden_layer_sizes, dropout, learning_rate, seed):
+    """Dense(relu) [-> Dropout] ... -> Dense(softmax), compiled with Adam.
+
+    Every random layer gets its own seed from ``seed``: left unseeded, Keras
+    draws one from Python's process-wide ``random`` module, which other
+    threads (a Dask worker's, for one) also draw from, so that the same
+    fit could give different networks.
+    """
     keras = load_keras()["keras"]
+    seeds = iter(range(seed, seed + 2 * len(hidden_layer_sizes) + 1))
     layers = [keras.Input(shape=(meta["n_features_in_"],))]
     for units in hidden_layer_sizes:
-        layers.append(keras.layers.Dense(units, activation="relu"))
+        layers.append(keras.layers.Dense(
+            units, activation="relu",
+            kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
+        ))
+        seed_dropout = next(seeds)
         if dropout > 0:
-            layers.append(keras.layers.Dropout(dropout))
-    layers.append(keras.layers.Dense(meta["n_classes_"], activation="softmax"))
+            layers.append(keras.layers.Dropout(dropout, seed=seed_dropout))
+    layers.append(keras.layers.Dense(
+        meta["n_classes_"], activation="softmax",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
+    ))
     model = keras.Sequential(layers)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
@@ -104,6 +174,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     trained weights with numpy (float64), so that a loaded model predicts
     without TensorFlow, each row's result does not depend on the batch it
     comes in, and a call costs microseconds rather than Keras's milliseconds.
+    ``partial_fit`` trains chunk by chunk, for data that does not fit in
+    memory (see :func:`skquant.fit_stream`).
 
     Parameters
     ----------
@@ -150,9 +222,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     intercepts_ : list of ndarray
         Bias vectors of the Dense layers.
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run by ``fit``, plus one per ``partial_fit`` call.
     loss_curve_ : list of float
-        Training loss after each epoch.
+        Training loss after each epoch (each ``partial_fit`` call).
     model_ : scikeras.wrappers.KerasClassifier
         The fitted scikeras wrapper (its ``model_`` is the Keras model);
         loaded, with TensorFlow, on first access after unpickling.
@@ -265,12 +337,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
 
-        if self.standardize:
-            mean = X.mean(axis=0, dtype=np.float64)
-            scale = X.std(axis=0, dtype=np.float64)
-            scale = np.where(scale > 0, scale, 1.0)
-        else:
-            mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        mean, scale = self._input_statistics(X)
         inputs = _standardize(X, mean, scale, np.float32)
 
         rng = check_random_state(self.random_state)
@@ -298,6 +365,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             model__hidden_layer_sizes=hidden,
             model__dropout=float(self.dropout),
             model__learning_rate=float(self.learning_rate),
+            model__seed=seed % _SEED_LIMIT,
             epochs=self.epochs,
             batch_size=self.batch_size,
             callbacks=callbacks,
@@ -316,7 +384,15 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = len(self.loss_curve_)
         self._model = wrapper
         self.__dict__.pop("_model_blob", None)
+        self.__dict__.pop("_stream_rng", None)
         return self
+
+    def _input_statistics(self, X):
+        """Mean and scale of each input column (0 and 1 when not standardizing)."""
+        if not self.standardize:
+            return np.zeros(X.shape[1]), np.ones(X.shape[1])
+        scale = X.std(axis=0, dtype=np.float64)
+        return X.mean(axis=0, dtype=np.float64), np.where(scale > 0, scale, 1.0)
 
     def _early_stopping_split(self, X, y, sample_weight, rng):
         n_classes = int(y.max()) + 1
@@ -341,6 +417,136 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             validation = validation + (sample_weight[val].astype(np.float32),)
             sample_weight = sample_weight[train]
         return X[train], y[train], {"validation_data": validation}, sample_weight
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train the network for one epoch over one chunk of rows.
+
+        The first call builds the network and learns the input
+        standardization from its chunk; later calls (also after ``fit``)
+        continue training the same weights, with the optimizer's state.
+        Rows are shuffled within the chunk; each call draws a fresh seed
+        from ``random_state``, so that the same chunks in the same order
+        give the same network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training rows, finite.
+        y : array-like of shape (n_samples,)
+            Its class labels.
+        classes : array-like of shape (n_classes,), default=None
+            Every class label of the whole stream. Required on the first
+            call (a chunk need not hold every class); optional afterwards,
+            when it must equal ``classes_``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-row weights of the loss.
+
+        Returns
+        -------
+        self : object
+            The updated classifier.
+        """
+        first_call = not hasattr(self, "classes_")
+        if first_call:
+            if classes is None:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit: "
+                    "every label of the whole stream (for example "
+                    "np.unique(y_all)), since one chunk may miss some."
+                )
+            if self.early_stopping:
+                raise ValueError(
+                    "early_stopping holds out part of the whole training set, "
+                    "which partial_fit never sees at once; set "
+                    "early_stopping=False to train chunk by chunk."
+                )
+            hidden = self._hidden_sizes()
+        try:
+            X, y = validate_numeric(self, X, y, reset=first_call, ensure_min_samples=1)
+        except Exception:
+            if first_call:
+                forget_fit(self)
+            raise
+        check_classification_targets(y)
+        known = self.classes_ if not first_call else np.unique(np.asarray(classes))
+        if first_call and len(known) < 2:
+            forget_fit(self)
+            raise ValueError(
+                f"KerasMLPClassifier needs at least two classes; classes holds "
+                f"only {known.tolist()}."
+            )
+        if not first_call and classes is not None and not np.array_equal(
+            np.unique(np.asarray(classes)), known
+        ):
+            raise ValueError(
+                f"classes={np.unique(np.asarray(classes)).tolist()} differs from "
+                f"classes_={known.tolist()} of the first call; the classes "
+                "cannot change while training."
+            )
+        unseen = np.setdiff1d(y, known)
+        if unseen.size:
+            if first_call:
+                forget_fit(self)
+            raise ValueError(
+                f"y holds label(s) {unseen.tolist()[:10]} that are not among the "
+                f"classes {known.tolist()}; pass every label of the stream as "
+                "classes on the first call."
+            )
+        try:
+            self._train_chunk(X, np.searchsorted(known, y), sample_weight, known,
+                              hidden if first_call else None)
+        except Exception:
+            if first_call:
+                forget_fit(self)  # the next call starts afresh
+            raise
+        return self
+
+    def _train_chunk(self, X, y_encoded, sample_weight, known, hidden):
+        """One epoch over one chunk; ``hidden`` is given on the first call."""
+        first_call = hidden is not None
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        if first_call:
+            self.input_mean_, self.input_scale_ = self._input_statistics(X)
+        inputs = self._standardized(X)
+        backend = load_keras()  # only now: every check above is cheap
+        if first_call:
+            rng = check_random_state(self.random_state)
+            seed = int(rng.randint(_SEED_LIMIT))
+            wrapper = backend["KerasClassifier"](
+                model=_build_mlp,
+                model__hidden_layer_sizes=hidden,
+                model__dropout=float(self.dropout),
+                model__learning_rate=float(self.learning_rate),
+                model__seed=seed,
+                batch_size=self.batch_size,
+                random_state=seed,
+                verbose=self.verbose,
+            )
+            # build for every class, not only those of the first chunk
+            wrapper.classes_ = np.arange(len(known))
+            # (BaseWrapper's initialize: KerasClassifier's resets classes_)
+            backend["BaseWrapper"].initialize(wrapper, inputs, y_encoded)
+            self.classes_ = known
+            self.loss_curve_ = []
+            self.n_iter_ = 0
+            self._model = wrapper
+        else:
+            wrapper = self.model_
+            rng = self.__dict__.get("_stream_rng") or check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        with backend["tensorflow_random_state"](seed):
+            history = wrapper.model_.fit(
+                inputs, y_encoded, sample_weight=sample_weight,
+                batch_size=self.batch_size, epochs=1, shuffle=True, verbose=self.verbose,
+            )
+        dense = [layer for layer in wrapper.model_.layers if layer.get_weights()]
+        self.coefs_ = [layer.get_weights()[0] for layer in dense]
+        self.intercepts_ = [layer.get_weights()[1] for layer in dense]
+        self.loss_curve_.append(float(history.history["loss"][-1]))
+        self.n_iter_ += 1
+        self._stream_rng = rng
 
     def _standardized(self, X, dtype=np.float32):
         return _standardize(X, self.input_mean_, self.input_scale_, dtype)
