@@ -19,7 +19,7 @@ def fit_stream(
     pipeline, source, y=None, *, chunk_size=None, classes=None, epochs=None,
     shuffle=True, random_state=None, verbose=False,
 ):
-    """Fit a Pipeline chunk by chunk, in memory set by the chunk size.
+    """Fit a Pipeline chunk by chunk, in memory that does not grow with the rows.
 
     Each step learns by ``partial_fit`` in passes over the source: the first
     step in the first pass (which also collects the class labels), the
@@ -28,7 +28,16 @@ def fit_stream(
     Pipeline that is one pass for the :class:`Cleaner` (exact counts, means
     and duplicates, and a fixed-size row sample for its quantiles), one for
     the projection, and one per epoch for :class:`KerasMLPClassifier`. Only
-    a chunk (and each step's fixed-size state) is in memory at a time.
+    a chunk, the copies the steps make of it, and each step's fixed-size
+    state are in memory at a time: peak memory is about
+    ``max(chunk_size, Cleaner.sketch_size) x n_features x 8`` bytes times a
+    few, plus TensorFlow, whatever the number of rows.
+
+    Errors about the pipeline, the arguments and the kind of source are
+    raised before anything is read or changed; errors about the content (a
+    chunk's columns or labels, a pass's row count) at the chunk where they
+    show, before the classifier trains whenever the pipeline has a step
+    before it.
 
     Parameters
     ----------
@@ -51,8 +60,9 @@ def fit_stream(
     y : array-like of shape (n_samples,) or None, default=None
         The labels of an array source; None for a callable source.
     chunk_size : int or None, default=None
-        Rows per chunk of an array source (32768 when None), or of a Dask
-        array (its own row blocks when None). A callable sets its own.
+        Rows per chunk of an array source (about 32768 when None: the rows
+        are split into chunks of nearly equal size), or of a Dask array (its
+        own row blocks when None). A callable sets its own.
     classes : array-like or None, default=None
         Every class label. When None, the first pass collects them.
     epochs : int or None, default=None
@@ -102,14 +112,17 @@ def fit_stream(
     >>> bool(pipe.score(X, y) > 0.8)
     True
     """
-    steps = _streamable_steps(pipeline)
-    reader = _ChunkReader(_open_source(source, y, chunk_size), classes)
-    final_name, final = steps[-1]
+    # every check before the pipeline is touched or the source read
+    positions = _streamable_steps(pipeline)
+    final = pipeline.steps[positions[-1]][1] if positions else pipeline
+    reader = _ChunkReader(_open_source(source, y, chunk_size), classes, is_classifier(final))
     if epochs is None:
         epochs = final.get_params().get("epochs", 1) if hasattr(final, "get_params") else 1
-    if not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
+    if isinstance(epochs, bool) or not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
     rng = check_random_state(random_state)
+    steps = _fresh_steps(pipeline, positions)
+    final_name, final = steps[-1]
 
     fitted = []
     for name, step in steps[:-1]:
@@ -118,7 +131,7 @@ def fit_stream(
             step.partial_fit(_transform(fitted, X_chunk), y_chunk)
         reader.report(verbose, f"{name}: partial_fit", started)
         fitted.append(step)
-    if reader.passes == 0 and reader.classes is None:
+    if reader.passes == 0 and reader.labels and reader.classes is None:
         started = time.perf_counter()
         for _ in reader.read_pass():
             pass
@@ -153,24 +166,20 @@ def _transform(fitted, X):
 
 
 def _streamable_steps(pipeline):
-    """Replace every step by an unfitted clone and check that each can
-    learn from a stream, before any data is read."""
+    """Check that every step can learn from a stream; return the positions
+    of the steps to fit in ``pipeline.steps`` (empty for an estimator)."""
     from .neural import KerasMLPClassifier
 
     if isinstance(pipeline, Pipeline):
-        names = [
-            (i, name) for i, (name, step) in enumerate(pipeline.steps)
+        positions = [
+            i for i, (_, step) in enumerate(pipeline.steps)
             if step is not None and step != "passthrough"
         ]
-        if not names:
+        if not positions:
             raise TypeError("The pipeline has no step to fit.")
-        for i, name in names:
-            pipeline.steps[i] = (name, clone(pipeline.steps[i][1]))
-        steps = [pipeline.steps[i] for i, _ in names]
+        steps = [pipeline.steps[i] for i in positions]
     elif hasattr(pipeline, "partial_fit"):
-        steps = [("estimator", pipeline)]
-        if hasattr(pipeline, "get_params"):
-            forget_fit(pipeline)  # as fit would, start afresh
+        positions, steps = [], [("estimator", pipeline)]
     else:
         raise TypeError(
             f"fit_stream fits a Pipeline or an estimator with partial_fit, got "
@@ -195,17 +204,31 @@ def _streamable_steps(pipeline):
             "stream never shows at once; set early_stopping=False (for a "
             "Pipeline: classify__early_stopping=False) to fit from a stream."
         )
-    return steps
+    return positions
+
+
+def _fresh_steps(pipeline, positions):
+    """Replace each step by an unfitted clone, as ``fit`` starts afresh."""
+    if not positions:
+        if hasattr(pipeline, "get_params"):
+            forget_fit(pipeline)  # an estimator alone: the same object is returned
+        return [("estimator", pipeline)]
+    pipeline.set_params(**{pipeline.steps[i][0]: clone(pipeline.steps[i][1]) for i in positions})
+    return [pipeline.steps[i] for i in positions]
+
+
+def _is_dask(obj):
+    return type(obj).__module__.partition(".")[0] in ("dask", "dask_expr")
 
 
 def _is_dask_array(obj):
-    return type(obj).__module__.partition(".")[0] == "dask" and hasattr(obj, "chunks")
+    return _is_dask(obj) and hasattr(obj, "chunks")
 
 
 def _open_source(source, y, chunk_size):
-    if chunk_size is not None and not (
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not (
         isinstance(chunk_size, (int, np.integer)) and chunk_size >= 1
-    ):
+    )):
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
     if isinstance(source, Iterator):
         raise TypeError(
@@ -224,6 +247,17 @@ def _open_source(source, y, chunk_size):
                 "its own chunks."
             )
         return _CallableSource(source)
+    if _is_dask(source) and not _is_dask_array(source):
+        raise TypeError(
+            f"Unsupported source {type(source).__name__}: a Dask collection must be "
+            "a 2-D Dask array; convert a Dask DataFrame with "
+            "ddf.to_dask_array(lengths=True)."
+        )
+    if _is_dask_array(source) and any(np.isnan(size) for size in source.chunks[0]):
+        raise ValueError(
+            "The Dask array's row blocks have unknown sizes; call "
+            "source.compute_chunk_sizes() first."
+        )
     if getattr(source, "ndim", None) == 2 and hasattr(source, "__getitem__"):
         if y is None:
             raise ValueError(
@@ -282,11 +316,18 @@ class _ArraySource:
         self.X, self.y, self.chunk_size = X, y, int(chunk_size)
 
     def chunks(self, rng=None):
-        starts = np.arange(0, self.X.shape[0], self.chunk_size)
+        # chunks of nearly equal size (none shorter than chunk_size / 2): a
+        # short tail chunk, shuffled to the front, would be all the first
+        # partial_fit call sees (the classifier learns its standardization
+        # there)
+        n_rows = self.X.shape[0]
+        n_chunks = max(1, int(round(n_rows / self.chunk_size)))
+        bounds = np.linspace(0, n_rows, n_chunks + 1).astype(np.int64)
+        order = np.arange(n_chunks)
         if rng is not None:
-            rng.shuffle(starts)
-        for start in starts:
-            rows = slice(int(start), int(start) + self.chunk_size)
+            rng.shuffle(order)
+        for chunk in order:
+            rows = slice(int(bounds[chunk]), int(bounds[chunk + 1]))
             yield _safe_indexing(self.X, rows), _safe_indexing(self.y, rows)
 
 
@@ -317,8 +358,9 @@ class _ChunkReader:
     the same shape, the same number of rows, and no label the first did
     not see."""
 
-    def __init__(self, source, classes):
+    def __init__(self, source, classes, labels=True):
         self.source = source
+        self.labels = labels  # whether y holds class labels (a classifier's)
         self.classes = None if classes is None else np.unique(np.asarray(classes))
         self.declared = classes is not None
         self.passes = 0
@@ -334,7 +376,9 @@ class _ChunkReader:
             X, y = self._check_chunk(X, y, index, number)
             if y.shape[0] == 0:
                 continue
-            if number == 1 and not self.declared:
+            if not self.labels:
+                pass
+            elif number == 1 and not self.declared:
                 seen.append(np.unique(y))
             else:
                 self._check_labels(y, index, number)
@@ -350,7 +394,7 @@ class _ChunkReader:
             )
         if number == 1:
             self.n_rows = rows
-            if not self.declared:
+            if self.labels and not self.declared:
                 self.classes = np.unique(np.concatenate(seen))
         elif rows != self.n_rows:
             raise ValueError(

@@ -5,17 +5,25 @@ Dask is an optional dependency (``pip install "skquant[distributed]"``),
 imported only when these functions run.
 
 A grid search runs on the cluster through joblib, the way every
-scikit-learn search does: each candidate fit is a task. What skquant adds:
+scikit-learn search does: each candidate fit is a task, and joblib's Dask
+backend already sends large arguments (the training data) to the cluster
+once rather than with every task. What skquant adds:
 
-- :func:`dask_backend` sends the training data to every worker once, before
-  the first task, instead of with each task, and makes the backend the
-  default for searches inside the ``with`` block;
+- :func:`dask_backend` makes the backend the default inside a ``with``
+  block, and has every object the backend scatters copied to every worker
+  (joblib places each on one worker only, where its loss would fail the
+  search with a bare ``FutureCancelledError``);
 - every skquant estimator pickles through cloudpickle (Dask's serializer),
   fitted or not, and a pickled KerasMLPClassifier does not import
   TensorFlow until it is used;
 - in a Dask worker, TensorFlow uses as many threads as the worker has
   (``nthreads``) rather than one per core, so that several worker processes
   on one machine do not oversubscribe it (``SKQUANT_TF_THREADS`` overrides).
+
+Results are reproducible (the same search gives the same scores on the
+cluster as in one process) with one thread per worker process
+(``threads_per_worker=1``): fits running side by side in threads of one
+process share TensorFlow's process-wide seeds.
 
 If a worker dies during a search, the scheduler runs its tasks again on the
 others (and a nanny restarts it): the search completes with the same
@@ -54,9 +62,11 @@ def dask_backend(client=None, *, scatter=None, n_jobs=-1):
         (``distributed.get_client()``).
     scatter : list of array-like or None, default=None
         The data the tasks share (the ``X`` and ``y`` passed to ``fit``),
-        copied to every worker once, up front. Without it, joblib sends each
-        large argument to one worker, and the others copy it from there on
-        first use; if that worker dies, the data is lost with it.
+        copied to every worker once, up front. Without it, each large
+        argument is copied to every worker when the first task that needs it
+        is submitted. Either way the tasks refer to the copies instead of
+        carrying the data, and a copy on every worker means a worker that
+        dies loses nothing the others need.
     n_jobs : int, default=-1
         joblib's default ``n_jobs`` inside the block; -1 uses every worker
         thread.
@@ -216,15 +226,20 @@ def dask_predict(estimator, X, *, method="predict"):
     # one row of zeros shows the output's shape and dtype (and any mismatch
     # in the columns) before anything is computed
     probe = np.asarray(getattr(estimator, method)(np.zeros((1, X.shape[1]), dtype=X.dtype)))
+    dtype = probe.dtype
+    if method == "predict" and hasattr(estimator, "classes_"):
+        dtype = np.asarray(estimator.classes_).dtype  # (a string label's width)
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
-    empty = np.empty((0,) + probe.shape[1:], dtype=probe.dtype)
-    shared = dask.delayed(estimator, pure=True, traverse=False)
+    empty = np.empty((0,) + probe.shape[1:], dtype=dtype)
+    # one graph node holds the estimator, which every block task refers to
+    # (not pure: tokenizing would pickle the whole estimator once more)
+    shared = dask.delayed(estimator, pure=False, traverse=False)
     if probe.ndim == 1:
         return X.map_blocks(
-            _apply_block, shared, method, empty, drop_axis=1, dtype=probe.dtype, meta=empty
+            _apply_block, shared, method, empty, drop_axis=1, dtype=dtype, meta=empty
         )
     return X.map_blocks(
         _apply_block, shared, method, empty,
-        chunks=(X.chunks[0],) + probe.shape[1:], dtype=probe.dtype, meta=empty,
+        chunks=(X.chunks[0],) + probe.shape[1:], dtype=dtype, meta=empty,
     )

@@ -101,7 +101,7 @@ def make_quant_pipeline(
         classifier = OutlierFilter(classifier, random_state=random_state)
     pipeline = Pipeline(
         [
-            ("clean", Cleaner()),
+            ("clean", Cleaner(random_state=random_state)),
             ("project", cls(**project_params)),
             ("classify", classifier),
         ]

@@ -209,9 +209,11 @@ def test_partial_fit_is_deterministic_and_pickles_without_its_sample():
     restored = pickle.loads(pickle.dumps(cleaner))
     assert not hasattr(restored, "_sketch")
     np.testing.assert_array_equal(restored.transform(X), cleaner.transform(X))
-    # a loaded Cleaner starts a new fit on partial_fit
-    restored.partial_fit(X[:10])
-    assert restored.n_samples_seen_ == 10
+    # the sample is gone, so partial_fit cannot continue; it says so
+    with pytest.raises(ValueError, match="partial_fit cannot continue it"):
+        restored.partial_fit(X[:10])
+    with pytest.raises(ValueError, match="partial_fit cannot continue it"):
+        Cleaner().fit(X).partial_fit(X)
 
 
 def test_partial_fit_refuses_changed_parameters_and_columns():

@@ -22,16 +22,6 @@ X, Y = load_digits(return_X_y=True)
 X, Y = X[:360], Y[:360]
 
 
-class CountingArray(np.ndarray):
-    """An array that counts how often it is pickled in this process."""
-
-    pickled = 0
-
-    def __reduce_ex__(self, protocol):
-        type(self).pickled += 1
-        return super().__reduce_ex__(protocol)
-
-
 def _search():
     return GridSearchCV(
         make_quant_pipeline("column", random_state=0, classify__epochs=2,
@@ -43,10 +33,18 @@ def _search():
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-    ) as cluster, distributed.Client(cluster) as client:
-        yield client
+    # Starting worker processes sets OMP_NUM_THREADS=1 (and MKL's, OpenBLAS's)
+    # in this process's environment for good; the processes later tests start
+    # would inherit it.
+    environment = dict(os.environ)
+    try:
+        with distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        ) as cluster, distributed.Client(cluster) as client:
+            yield client
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +61,27 @@ def _same_results(search, reference):
     )
 
 
-def test_search_on_the_cluster_matches_the_serial_search(client, serial_search):
-    data = X.view(CountingArray)
-    CountingArray.pickled = 0
-    with dask_backend(client, scatter=[data, Y]):
-        search = _search().fit(data, Y)
+def test_search_on_the_cluster_matches_the_serial_search(client, serial_search, monkeypatch):
+    submitted = []
+    submit = client.submit
+
+    def spy(*args, **kwargs):
+        submitted.append(kwargs.get("tasks", ()))
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(client, "submit", spy)
+    with dask_backend(client, scatter=[X, Y]):
+        search = _search().fit(X, Y)
     _same_results(search, serial_search)
-    # the training rows went to the workers once, by scatter, and never
-    # inside a task
-    assert CountingArray.pickled == 0
+    # every task refers to the data on the workers instead of carrying it:
+    # no argument of a submitted task is an array of more than a kilobyte
+    arguments = [
+        value for tasks in submitted for _, args, kwargs in tasks
+        for value in list(args) + list(kwargs.values())
+    ]
+    assert len(submitted) >= 8 and arguments
+    assert not [a for a in arguments if isinstance(a, np.ndarray) and a.nbytes > 1000]
+    assert any(isinstance(a, distributed.Future) for a in arguments)
     # the work ran on the cluster, where TensorFlow uses one thread per worker
     threads = client.run(
         lambda: __import__("tensorflow").config.threading.get_intra_op_parallelism_threads()
@@ -97,7 +107,11 @@ def test_a_worker_killed_mid_search_does_not_lose_the_search(client, serial_sear
     while not any(client.processing().values()):
         assert time.monotonic() < deadline, "the search never reached the workers"
         time.sleep(0.05)
-    victim_address, victim_pid = next(iter(pids.items()))
+    # the worker holding the most data: without a copy of everything on
+    # every worker, it would hold something (fold indices) that only it has
+    held = client.has_what()
+    victim_address = max(pids, key=lambda address: len(held.get(address, ())))
+    victim_pid = pids[victim_address]
     os.kill(victim_pid, signal.SIGKILL)
     thread.join(timeout=600)
     assert not thread.is_alive()

@@ -67,8 +67,22 @@ def test_tensorflow_threads_follow_the_environment(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "1"
-    env["SKQUANT_TF_THREADS"] = "many"
+    # TensorFlow already running: the cap cannot apply, and a warning says so
+    started = "import tensorflow as tf\ntf.constant(1.0) + 1.0\n" + code
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+        [sys.executable, "-c", started], capture_output=True, text=True, cwd=tmp_path, env=env
     )
-    assert "SKQUANT_TF_THREADS='many' is not a positive integer" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "its threads could not be capped at 1" in result.stderr
+
+
+def test_a_bad_thread_count_is_refused(monkeypatch):
+    import pytest
+
+    from skquant.neural._keras import tensorflow_thread_cap
+
+    monkeypatch.setenv("SKQUANT_TF_THREADS", "many")
+    with pytest.raises(ValueError, match="SKQUANT_TF_THREADS='many' is not a positive integer"):
+        tensorflow_thread_cap()
+    monkeypatch.setenv("SKQUANT_TF_THREADS", "3")
+    assert tensorflow_thread_cap() == 3

@@ -2,10 +2,11 @@
 
 import tracemalloc
 
+import cloudpickle
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
-from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.linear_model import LogisticRegression, SGDClassifier, SGDRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -55,6 +56,8 @@ def test_streamed_pipeline_matches_an_in_memory_fit(tmp_path):
     # an ordinary fitted pipeline: it quantizes and predicts unchanged
     quantized = quantize(streamed, "int8")
     assert np.mean(quantized.predict(X_test) == streamed.predict(X_test)) > 0.95
+    restored = cloudpickle.loads(cloudpickle.dumps(streamed))
+    np.testing.assert_array_equal(restored.predict(X_test), streamed.predict(X_test))
 
 
 def test_peak_memory_is_set_by_the_chunk_not_the_rows(tmp_path):
@@ -106,6 +109,15 @@ def test_callable_source_and_generic_steps():
     assert set(pipe.classes_) == {"no", "yes"}
 
 
+def test_a_regressor_gets_no_label_checks():
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(800, 4))
+    y = X @ [1.0, -2.0, 0.5, 0.0] + 0.01 * rng.normal(size=800)
+    pipe = make_pipeline(StandardScaler(), SGDRegressor(random_state=0))
+    fit_stream(pipe, _chunks_of(X, y, 200), epochs=5, random_state=0)
+    assert pipe.score(X, y) > 0.95
+
+
 def test_an_estimator_alone_and_a_classifier_without_steps():
     rng = np.random.RandomState(2)
     X = rng.normal(size=(600, 4))
@@ -119,7 +131,9 @@ def test_same_seed_same_pipeline():
     X, y = X[:600], y[:600]
 
     def run():
-        pipe = make_quant_pipeline("tree", 8, random_state=0, classify__epochs=1)
+        # a Cleaner sample smaller than the data: its draw counts too
+        pipe = make_quant_pipeline("tree", 8, random_state=0, classify__epochs=1,
+                                   clean__sketch_size=100)
         return fit_stream(pipe, X, y, chunk_size=300, random_state=3).predict_proba(X)
 
     np.testing.assert_array_equal(run(), run())
@@ -256,9 +270,27 @@ def test_a_step_that_cannot_stream_is_refused_before_reading():
     assert not read
 
 
+def test_dask_arrays_of_unknown_length():
+    da = pytest.importorskip("dask.array")
+    blocks = da.from_array(X_SMALL, chunks=20)
+    filtered = blocks[blocks[:, 0] > 0]
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        fit_stream(_cheap_pipeline(), filtered, Y_SMALL)
+
+
+def test_array_chunks_have_nearly_equal_sizes():
+    from skquant._stream import _ArraySource
+
+    sizes = [len(y) for _, y in _ArraySource(X_SMALL, Y_SMALL, 25).chunks()]
+    assert sizes == [30, 30]  # not 25, 25, 10
+    sizes = [len(y) for _, y in _ArraySource(X_SMALL, Y_SMALL, 100).chunks()]
+    assert sizes == [60]
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"chunk_size": 0}, "chunk_size must be a positive integer"),
     ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"epochs": True}, "epochs must be a positive integer"),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -284,6 +316,10 @@ def test_keras_partial_fit_contract():
         clf.partial_fit(X[:, :63], y)
     clf.partial_fit(X, y)
     assert clf.n_iter_ == 2 and len(clf.loss_curve_) == 2
+    clf.set_params(hidden_layer_sizes=(32,))
+    with pytest.raises(ValueError, match=r"\['hidden_layer_sizes'\] changed since the network was built"):
+        clf.partial_fit(X, y)
+    clf.set_params(hidden_layer_sizes=(64,))
 
     def run():
         model = KerasMLPClassifier(random_state=0)
@@ -297,3 +333,13 @@ def test_keras_partial_fit_contract():
     before = fitted.coefs_[0].copy()
     fitted.partial_fit(X, y)
     assert fitted.n_iter_ == 3 and not np.array_equal(before, fitted.coefs_[0])
+
+
+def test_a_bad_source_leaves_a_fitted_pipeline_as_it_was():
+    pipe = make_pipeline(StandardScaler(), SGDClassifier(random_state=0)).fit(X_SMALL, Y_SMALL)
+    scaler = pipe[0]
+    for source, y in [([[1.0]], None), (X_SMALL, None), (X_SMALL, Y_SMALL[:5])]:
+        with pytest.raises((TypeError, ValueError)):
+            fit_stream(pipe, source, y)
+    assert pipe[0] is scaler
+    pipe.predict(X_SMALL)  # still fitted

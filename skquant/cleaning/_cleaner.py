@@ -169,7 +169,10 @@ class Cleaner(TransformerMixin, BaseEstimator):
 
         The fitted attributes are derived from everything seen so far on
         first use after the call, so that feeding many chunks costs one
-        derivation.
+        derivation. The rows are kept in a fixed-size sketch, which a pickle
+        (or a copy) leaves out: ``partial_fit`` cannot continue a Cleaner
+        fitted by ``fit``, copied or loaded; it raises instead (clone it to
+        start a new stream).
 
         Parameters
         ----------
@@ -184,6 +187,14 @@ class Cleaner(TransformerMixin, BaseEstimator):
             The updated Cleaner.
         """
         first_call = "_sketch" not in self.__dict__
+        if first_call and "n_samples_seen_" in self.__dict__:
+            raise ValueError(
+                "This Cleaner was fitted by fit, or copied or loaded from a "
+                "pickle, which keep its statistics but not the row sample that "
+                "partial_fit adds to, so partial_fit cannot continue it. Call fit "
+                "on all the rows, or partial_fit on an unfitted clone "
+                "(sklearn.base.clone(cleaner))."
+            )
         if not first_call and self._sketch_params != self._stream_params():
             raise ValueError(
                 "Parameters changed since the Cleaner's first partial_fit call; "
@@ -231,14 +242,17 @@ class Cleaner(TransformerMixin, BaseEstimator):
 
     def __getstate__(self):
         # A pickle holds the fitted statistics, not partial_fit's sample
-        # (sketch_size rows): a loaded Cleaner transforms, and a partial_fit
-        # on it starts a new fit.
+        # (up to sketch_size rows): a loaded Cleaner transforms; partial_fit
+        # refuses to continue it.
+        state = dict(super().__getstate__())
         if self.__dict__.get("_needs_finalize"):
             try:
                 self.support_
             except ValueError:
-                pass  # nothing left to keep: pickle what there is
-        state = dict(super().__getstate__())
+                # not derivable (every column dropped): keep the sketch, so
+                # that the loaded Cleaner raises the same clear error
+                return state
+            state = dict(super().__getstate__())
         state.pop("_sketch", None)
         state.pop("_sketch_params", None)
         return state

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import pickle
 import sys
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -30,6 +31,8 @@ from .._validation import forget_fit, validate_numeric
 _BACKEND = {}
 # seeds stay below 2**31, with room for one per layer
 _SEED_LIMIT = 2**31 - 1024
+# what shapes the network, fixed once it is built
+_NETWORK_PARAMS = ("hidden_layer_sizes", "dropout", "learning_rate", "standardize")
 
 
 @contextlib.contextmanager
@@ -111,11 +114,23 @@ def load_keras():
 
             tensorflow.get_logger().setLevel("ERROR")
             if threads is not None:
-                # must precede the first operation, which fixes the pools
-                tensorflow.config.threading.set_intra_op_parallelism_threads(threads)
-                tensorflow.config.threading.set_inter_op_parallelism_threads(threads)
+                # must precede TensorFlow's first operation, which fixes the pools
+                try:
+                    tensorflow.config.threading.set_intra_op_parallelism_threads(threads)
+                    tensorflow.config.threading.set_inter_op_parallelism_threads(threads)
+                except RuntimeError:
+                    capped = False
+                else:
+                    capped = True
             # the first device query prints CUDA probing errors on CPU hosts
             tensorflow.config.list_physical_devices()
+        if threads is not None and not capped:
+            warnings.warn(
+                f"TensorFlow was already running when skquant loaded it, so its "
+                f"threads could not be capped at {threads}; load skquant's "
+                "classifier before using TensorFlow directly.",
+                RuntimeWarning, stacklevel=2,
+            )
         _BACKEND.update(
             keras=keras,
             KerasClassifier=KerasClassifier,
@@ -385,6 +400,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self._model = wrapper
         self.__dict__.pop("_model_blob", None)
         self.__dict__.pop("_stream_rng", None)
+        self._network_params = {name: getattr(self, name) for name in _NETWORK_PARAMS}
         return self
 
     def _input_statistics(self, X):
@@ -448,6 +464,18 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             The updated classifier.
         """
         first_call = not hasattr(self, "classes_")
+        if not first_call:
+            changed = [
+                name for name in _NETWORK_PARAMS
+                if name in self.__dict__.get("_network_params", {})
+                and self._network_params[name] != getattr(self, name)
+            ]
+            if changed:
+                raise ValueError(
+                    f"Parameter(s) {changed} changed since the network was built; "
+                    "partial_fit keeps training the same network. Call fit, or "
+                    "partial_fit on an unfitted clone, to build a new one."
+                )
         if first_call:
             if classes is None:
                 raise ValueError(
@@ -532,6 +560,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             self.loss_curve_ = []
             self.n_iter_ = 0
             self._model = wrapper
+            self._network_params = {name: getattr(self, name) for name in _NETWORK_PARAMS}
         else:
             wrapper = self.model_
             rng = self.__dict__.get("_stream_rng") or check_random_state(self.random_state)
