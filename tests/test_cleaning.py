@@ -209,10 +209,12 @@ def test_partial_fit_is_deterministic_and_pickles_without_its_sample():
     restored = pickle.loads(pickle.dumps(cleaner))
     assert not hasattr(restored, "_sketch")
     np.testing.assert_array_equal(restored.transform(X), cleaner.transform(X))
-    # the sample is gone, so partial_fit cannot continue; it says so
-    with pytest.raises(ValueError, match="partial_fit cannot continue it"):
+    # the sample is gone, so partial_fit cannot continue; it says so, and
+    # starts afresh
+    with pytest.warns(UserWarning, match="partial_fit starts a new fit"):
         restored.partial_fit(X[:10])
-    with pytest.raises(ValueError, match="partial_fit cannot continue it"):
+    assert restored.n_samples_seen_ == 10
+    with pytest.warns(UserWarning, match="partial_fit starts a new fit"):
         Cleaner().fit(X).partial_fit(X)
 
 

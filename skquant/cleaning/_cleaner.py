@@ -1,6 +1,7 @@
 """Cleaner: the row-preserving first step of every skquant pipeline."""
 
 import hashlib
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -169,10 +170,10 @@ class Cleaner(TransformerMixin, BaseEstimator):
 
         The fitted attributes are derived from everything seen so far on
         first use after the call, so that feeding many chunks costs one
-        derivation. The rows are kept in a fixed-size sketch, which a pickle
-        (or a copy) leaves out: ``partial_fit`` cannot continue a Cleaner
-        fitted by ``fit``, copied or loaded; it raises instead (clone it to
-        start a new stream).
+        derivation. The rows are kept in a fixed-size sketch, which ``fit``
+        does not make and a pickle (or a copy) leaves out: on a Cleaner
+        fitted by ``fit``, copied or loaded, ``partial_fit`` warns and starts
+        a new fit.
 
         Parameters
         ----------
@@ -188,12 +189,13 @@ class Cleaner(TransformerMixin, BaseEstimator):
         """
         first_call = "_sketch" not in self.__dict__
         if first_call and "n_samples_seen_" in self.__dict__:
-            raise ValueError(
+            warnings.warn(
                 "This Cleaner was fitted by fit, or copied or loaded from a "
                 "pickle, which keep its statistics but not the row sample that "
-                "partial_fit adds to, so partial_fit cannot continue it. Call fit "
-                "on all the rows, or partial_fit on an unfitted clone "
-                "(sklearn.base.clone(cleaner))."
+                "partial_fit adds to: partial_fit starts a new fit from this "
+                "chunk. To learn from all the rows, call fit on them, or "
+                "partial_fit on each chunk of them from an unfitted Cleaner.",
+                UserWarning, stacklevel=2,
             )
         if not first_call and self._sketch_params != self._stream_params():
             raise ValueError(
@@ -243,7 +245,7 @@ class Cleaner(TransformerMixin, BaseEstimator):
     def __getstate__(self):
         # A pickle holds the fitted statistics, not partial_fit's sample
         # (up to sketch_size rows): a loaded Cleaner transforms; partial_fit
-        # refuses to continue it.
+        # on it warns and starts afresh.
         state = dict(super().__getstate__())
         if self.__dict__.get("_needs_finalize"):
             try:
