@@ -36,6 +36,8 @@ import contextlib
 
 import numpy as np
 
+from ._stream import _is_dask_array
+
 _INSTALL = 'Install Dask with: pip install "skquant[distributed]".'
 
 
@@ -149,10 +151,6 @@ class _ReplicatingClient:
 
     def __getattr__(self, name):
         return getattr(self._client, name)
-
-
-def _is_dask_array(obj):
-    return type(obj).__module__.partition(".")[0] == "dask" and hasattr(obj, "map_blocks")
 
 
 def _apply_block(block, estimator, method, empty):
