@@ -10,9 +10,14 @@ backend already sends large arguments (the training data) to the cluster
 once rather than with every task. What skquant adds:
 
 - :func:`dask_backend` makes the backend the default inside a ``with``
-  block, and has every object the backend scatters copied to every worker
-  (joblib places each on one worker only, where its loss would fail the
-  search with a bare ``FutureCancelledError``);
+  block, and gives every object the backend shares with the tasks (the
+  data, the fold indices) lineage: it is the result of a task whose input
+  the scheduler keeps, so a copy lost with a worker is recomputed. (joblib
+  scatters them, and scattered data cannot be recovered: with Dask's Active
+  Memory Manager dropping spare copies every few seconds, the loss of the
+  one worker left holding them failed the search with a bare
+  ``FutureCancelledError``.) The price is one copy of the shared data on
+  the scheduler for as long as the search runs;
 - every skquant estimator pickles through cloudpickle (Dask's serializer),
   fitted or not, and a pickled KerasMLPClassifier does not import
   TensorFlow until it is used;
@@ -25,14 +30,18 @@ cluster as in one process) with one thread per worker process
 (``threads_per_worker=1``): fits running side by side in threads of one
 process share TensorFlow's process-wide seeds.
 
-If a worker dies during a search, the scheduler runs its tasks again on the
-others (and a nanny restarts it): the search completes with the same
-results. A task that kills its worker again and again (three times, Dask's
-``distributed.scheduler.allowed-failures``) ends the search with Dask's
-``KilledWorker`` error.
+If a worker dies during a search, at any moment, the scheduler recomputes
+what it held, runs its tasks again on the others (and a nanny restarts it):
+the search completes with the same results. What cannot be survived: the
+loss of the scheduler or of the client process (they hold the shared data
+and the search), and a task that kills its worker again and again (three
+times, Dask's ``distributed.scheduler.allowed-failures``), which ends the
+search with Dask's ``KilledWorker`` error.
 """
 
 import contextlib
+import uuid
+import warnings
 
 import numpy as np
 
@@ -64,11 +73,11 @@ def dask_backend(client=None, *, scatter=None, n_jobs=-1):
         (``distributed.get_client()``).
     scatter : list of array-like or None, default=None
         The data the tasks share (the ``X`` and ``y`` passed to ``fit``),
-        copied to every worker once, up front. Without it, each large
-        argument is copied to every worker when the first task that needs it
-        is submitted. Either way the tasks refer to the copies instead of
-        carrying the data, and a copy on every worker means a worker that
-        dies loses nothing the others need.
+        sent to the cluster once, up front. Without it, each large argument
+        is sent when the first task that needs it is submitted. Either way
+        the tasks refer to the data on the cluster instead of carrying them,
+        workers fetch them from each other as needed, and a copy lost with
+        a worker is recomputed from the scheduler's.
     n_jobs : int, default=-1
         joblib's default ``n_jobs`` inside the block; -1 uses every worker
         thread.
@@ -126,28 +135,59 @@ def dask_backend(client=None, *, scatter=None, n_jobs=-1):
         )
     scatter = None if scatter is None else list(scatter)
     with joblib.parallel_config(
-        backend="dask", n_jobs=n_jobs, client=_ReplicatingClient(client), scatter=scatter
+        backend="dask", n_jobs=n_jobs, client=_LineageClient(client), scatter=scatter
     ):
         yield client
 
 
-class _ReplicatingClient:
-    """A Dask client, as joblib's Dask backend sees it: whatever it scatters
-    goes to every worker.
+def _recipe(value):
+    """The task that holds a shared object on the cluster: it returns its
+    argument, so the scheduler keeps the object as the task's input and can
+    run the task again if every copy of the result is lost."""
+    return value
 
-    joblib scatters each large argument of the tasks (GridSearchCV's fold
-    indices, or the data when ``scatter`` does not name it) to one worker
-    only. Scattered data cannot be recomputed, so if that worker died the
-    tasks that need it would fail with a bare ``FutureCancelledError``; with
-    a copy on every worker, the scheduler reruns them elsewhere instead.
+
+class _LineageClient:
+    """A Dask client, as joblib's Dask backend sees it: what it scatters can
+    be recomputed.
+
+    joblib scatters the data named by ``scatter`` and each large argument of
+    the tasks (GridSearchCV's fold indices, or the data when ``scatter`` does
+    not name it) with ``Client.scatter``. Scattered data have no lineage:
+    once the last worker holding them dies, they are gone for good, and every
+    task that needs them fails with ``FutureCancelledError``. Copying them to
+    every worker (``broadcast=True``) does not help, because Dask's Active
+    Memory Manager drops the replicas that no waiting task needs within
+    seconds. Here each object becomes the result of a tiny task that returns
+    it: the scheduler keeps the object as that task's input, Dask places and
+    moves the result like any other, and a lost result is recomputed from the
+    scheduler's copy.
     """
 
     def __init__(self, client):
         self._client = client
 
-    def scatter(self, data, **kwargs):
-        kwargs["broadcast"] = True
-        return self._client.scatter(data, **kwargs)
+    def _hold(self, value):
+        with warnings.catch_warnings():
+            # the data ride in the task on purpose, once: that copy is what
+            # makes them recoverable
+            warnings.filterwarnings("ignore", message="Sending large graph")
+            return self._client.submit(
+                _recipe, value, key=f"skquant-shared-{uuid.uuid4().hex}", pure=False)
+
+    def scatter(self, data, asynchronous=False, **_):
+        # broadcast=, hash= and direct= are Client.scatter's placement and
+        # naming options; the tasks here are placed by the scheduler
+        if isinstance(data, (list, tuple)):
+            futures = [self._hold(value) for value in data]
+        else:
+            futures = self._hold(data)
+        if asynchronous:
+            async def ready():
+                return futures
+
+            return ready()
+        return futures
 
     def __getattr__(self, name):
         return getattr(self._client, name)

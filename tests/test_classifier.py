@@ -60,7 +60,8 @@ def test_loaded_model_predicts_without_tensorflow(iris, tmp_path):
         "clf.predict(np.ones((2, 4)))\n"
         "print('tensorflow' in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
@@ -101,12 +102,34 @@ def test_same_random_state_same_predictions(iris):
     np.testing.assert_array_equal(a, b)
 
 
-def test_early_stopping_stops_and_keeps_best(iris):
+def test_early_stopping_stops_and_keeps_best(iris, monkeypatch):
     X, y = iris
+    held_out = {}
+    split = KerasMLPClassifier._early_stopping_split
+
+    def spy(self, *args):  # the rows early stopping validates on
+        result = split(self, *args)
+        held_out["X"], held_out["y"] = result[2]["validation_data"][:2]
+        return result
+
+    monkeypatch.setattr(KerasMLPClassifier, "_early_stopping_split", spy)
+    patience = 3
     clf = KerasMLPClassifier(
-        epochs=200, early_stopping=True, n_iter_no_change=3, learning_rate=0.05, random_state=0
+        epochs=200, early_stopping=True, n_iter_no_change=patience, learning_rate=0.05,
+        random_state=0,
     ).fit(X, y)
-    assert clf.n_iter_ < 200
+    curve = clf.validation_loss_curve_
+    # it stopped: the best epoch is `patience` epochs before the last
+    assert clf.n_iter_ < 200 and len(curve) == clf.n_iter_
+    assert int(np.argmin(curve)) == clf.n_iter_ - 1 - patience
+    assert min(curve) < curve[-1]
+    # ... and the weights kept are that epoch's: their held-out loss is the minimum
+    logits = held_out["X"] @ clf.coefs_[0] + clf.intercepts_[0]
+    logits = np.maximum(logits, 0) @ clf.coefs_[1] + clf.intercepts_[1]
+    logits -= logits.max(axis=1, keepdims=True)
+    log_proba = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    loss = -np.mean(log_proba[np.arange(len(held_out["y"])), held_out["y"]])
+    assert loss == pytest.approx(min(curve), rel=1e-4)
 
 
 def test_sample_weight_changes_the_fit(iris):
@@ -160,7 +183,12 @@ def test_log_proba_is_finite_and_consistent(iris):
 def test_early_stopping_with_fewer_validation_rows_than_classes(iris):
     X, y = iris
     clf = KerasMLPClassifier(epochs=3, early_stopping=True, validation_fraction=0.01, random_state=0)
-    assert clf.fit(X, y).n_iter_ <= 3
+    clf.fit(X, y)
+    # two validation rows for three classes: the split cannot stratify, and
+    # the three epochs all run (patience 10 cannot stop them)
+    assert clf.n_iter_ == 3 and len(clf.validation_loss_curve_) == 3
+    assert np.isfinite(clf.validation_loss_curve_).all()
+    assert clf.predict(X).shape == (150,)
 
 
 def test_classifier_only_meta_estimators_accept_it(iris):
@@ -174,7 +202,25 @@ def test_grid_search_over_its_parameters(iris):
     search = GridSearchCV(
         KerasMLPClassifier(**FAST), {"hidden_layer_sizes": [4, (8,)]}, cv=2
     ).fit(X, y)
-    assert search.best_params_["hidden_layer_sizes"] in (4, (8,))
+    # each candidate trained the network it names, and the refit is the best one's
+    assert [p["hidden_layer_sizes"] for p in search.cv_results_["params"]] == [4, (8,)]
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    best = search.best_params_["hidden_layer_sizes"]
+    width = best if isinstance(best, int) else best[0]
+    assert search.best_estimator_.coefs_[0].shape == (4, width)
+    scores = search.cv_results_["mean_test_score"]
+    assert search.best_index_ == int(np.argmax(scores))
+
+
+def test_predictions_of_a_row_do_not_depend_on_the_batch(iris):
+    X, y = iris
+    clf = KerasMLPClassifier(**FAST).fit(X, y)
+    whole = clf.predict_proba(X)
+    one_by_one = np.vstack([clf.predict_proba(X[i : i + 1]) for i in range(len(X))])
+    reversed_order = clf.predict_proba(X[::-1])[::-1]
+    np.testing.assert_allclose(one_by_one, whole, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(reversed_order, whole, rtol=1e-6, atol=1e-9)
+    assert (clf.predict(X[:1]) == clf.predict(X)[:1]).all()
 
 
 def test_tensorflow_logs_stay_off_the_terminal(tmp_path):
@@ -187,7 +233,8 @@ def test_tensorflow_logs_stay_off_the_terminal(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"

@@ -13,21 +13,29 @@ from sklearn.model_selection import GridSearchCV
 
 from skquant import make_quant_pipeline, projection_grid, quantize
 
+dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
 
-from skquant.distributed import dask_backend, dask_predict  # noqa: E402
+from _cluster_gate import Gate  # noqa: E402
+from skquant.distributed import _LineageClient, dask_backend, dask_predict  # noqa: E402
 
 X, Y = load_digits(return_X_y=True)
 X, Y = X[:360], Y[:360]
 
 
-def _search():
+def _search(gate=None):
+    pipeline = make_quant_pipeline("column", random_state=0, classify__epochs=2,
+                                   classify__batch_size=64)
+    if gate is not None:  # it holds every fit until the test opens it
+        pipeline.steps.insert(0, ("gate", Gate(gate)))
     return GridSearchCV(
-        make_quant_pipeline("column", random_state=0, classify__epochs=2,
-                            classify__batch_size=64),
+        pipeline,
         projection_grid(["column:pca", "tree:tsvq"], dims=(4, 8), random_state=0),
-        cv=2,
+        # one task per worker at a time: then each worker holds fold indices
+        # that only its own task needs, and the memory manager soon drops
+        # every other copy of them (the case a lost worker used to fail on)
+        cv=2, pre_dispatch="n_jobs",
     )
 
 
@@ -41,6 +49,8 @@ def client():
         with distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
         ) as cluster, distributed.Client(cluster) as client:
+            # the workers unpickle the Gate step by importing its module
+            client.run(__import__, "_cluster_gate")
             yield client
     finally:
         os.environ.clear()
@@ -81,7 +91,9 @@ def test_search_on_the_cluster_matches_the_serial_search(client, serial_search, 
     ]
     assert len(submitted) >= 8 and arguments
     assert not [a for a in arguments if isinstance(a, np.ndarray) and a.nbytes > 1000]
-    assert any(isinstance(a, distributed.Future) for a in arguments)
+    # ... and those copies are dask_backend's, which can be recomputed
+    shared = [a for a in arguments if isinstance(a, distributed.Future)]
+    assert shared and all(f.key.startswith("skquant-shared-") for f in shared)
     # the work ran on the cluster, where TensorFlow uses one thread per worker
     threads = client.run(
         lambda: __import__("tensorflow").config.threading.get_intra_op_parallelism_threads()
@@ -89,38 +101,80 @@ def test_search_on_the_cluster_matches_the_serial_search(client, serial_search, 
     assert set(threads.values()) == {1}
 
 
-def test_a_worker_killed_mid_search_does_not_lose_the_search(client, serial_search):
+def _shared_keys(client):
+    """Where each object dask_backend shared lives: key -> worker addresses."""
+    return {key: set(workers) for key, workers in client.who_has().items()
+            if str(key).startswith("skquant-shared-")}
+
+
+def _wait(condition, what, seconds, thread, outcome):
+    """Poll ``condition`` until true; fail at once if the search died."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert "error" not in outcome, f"the search failed: {outcome['error']!r}"
+        assert thread.is_alive() or "search" in outcome, "the search thread died"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_shared_data_are_recomputed_when_their_only_copy_is_lost(client):
+    # what dask_backend adds to joblib's scatter: every shared object can be
+    # rebuilt, so losing the one worker that held it loses nothing
+    rows = np.arange(5000.0).reshape(1000, 5)
+    [shared] = _LineageClient(client).scatter([rows], broadcast=True, hash=False)
+    shared.result(timeout=60)
+    [holder] = client.who_has([shared])[shared.key]
+    pids = client.run(os.getpid)
+    os.kill(pids[holder], signal.SIGKILL)
+    total = client.submit(np.sum, shared, pure=False).result(timeout=120)
+    assert total == rows.sum()
+    assert holder not in client.who_has([shared])[shared.key]
+    client.wait_for_workers(2, timeout=120)
+
+
+def test_a_worker_killed_mid_search_does_not_lose_the_search(client, serial_search, tmp_path):
+    gate = tmp_path / "open"
     pids = client.run(os.getpid)
     outcome = {}
 
     def run_search():
         try:
             with dask_backend(client, scatter=[X, Y]):
-                outcome["search"] = _search().fit(X, Y)
-        except BaseException as exc:  # reported below
+                outcome["search"] = _search(str(gate)).fit(X, Y)
+        except BaseException as exc:  # reported by the main thread
             outcome["error"] = exc
 
-    thread = threading.Thread(target=run_search)
+    # a daemon thread: if the search hangs, pytest can still exit
+    thread = threading.Thread(target=run_search, daemon=True)
     thread.start()
-    # wait until the workers are busy with the search, then kill one
-    deadline = time.monotonic() + 120
-    while not any(client.processing().values()):
-        assert time.monotonic() < deadline, "the search never reached the workers"
-        time.sleep(0.05)
-    # the worker holding the most data: without a copy of everything on
-    # every worker, it would hold something (fold indices) that only it has
-    held = client.has_what()
-    victim_address = max(pids, key=lambda address: len(held.get(address, ())))
-    victim_pid = pids[victim_address]
-    os.kill(victim_pid, signal.SIGKILL)
-    thread.join(timeout=600)
-    assert not thread.is_alive()
-    assert "error" not in outcome, outcome.get("error")
-    # it completed, with the same results: the scheduler ran the lost tasks
-    # again on the other worker, and the nanny restarted the dead one
+    try:
+        # every worker is busy with a fit that waits at the gate
+        _wait(lambda: all(client.processing().values()) and len(client.processing()) == 2,
+              "both workers to run a fit", 120, thread, outcome)
+        # Let Dask's Active Memory Manager run a few times: it drops the
+        # replicas no waiting task needs, so that some shared objects (the
+        # data, the fold indices) end up on one worker only
+        interval = dask.config.get("distributed.scheduler.active-memory-manager.interval")
+        time.sleep(3 * dask.utils.parse_timedelta(interval))
+        _wait(lambda: any(len(w) == 1 for w in _shared_keys(client).values()),
+              "a shared object held by one worker only", 60, thread, outcome)
+        held = _shared_keys(client)
+        only = {address: [k for k, w in held.items() if w == {address}] for address in pids}
+        victim = max(pids, key=lambda address: len(only[address]))
+        assert only[victim], held
+        os.kill(pids[victim], signal.SIGKILL)
+        assert victim not in client.who_has(only[victim]).get(only[victim][0], ())
+    finally:
+        gate.touch()  # even when failing: let the search end
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "the search did not finish within 300 s"
+    assert "error" not in outcome, repr(outcome.get("error"))
+    # it completed, with the same results: the scheduler recomputed the lost
+    # objects, ran the lost tasks again on the other worker, and the nanny
+    # restarted the dead one
     _same_results(outcome["search"], serial_search)
     client.wait_for_workers(2, timeout=120)
-    assert victim_pid not in client.run(os.getpid).values()
+    assert pids[victim] not in client.run(os.getpid).values()
 
 
 def test_dask_predict_matches_predict(client, serial_search):

@@ -10,7 +10,8 @@ HEAVY = ("tensorflow", "keras", "scikeras", "dask", "distributed")
 def _modules_after(code, tmp_path):
     script = code + "\nimport sys\nprint('LOADED:' + ','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1].removeprefix("LOADED:")
@@ -63,14 +64,16 @@ def test_tensorflow_threads_follow_the_environment(tmp_path):
     )
     env = dict(os.environ, SKQUANT_TF_THREADS="1")
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "1"
     # TensorFlow already running: the cap cannot apply, and a warning says so
     started = "import tensorflow as tf\ntf.constant(1.0) + 1.0\n" + code
     result = subprocess.run(
-        [sys.executable, "-c", started], capture_output=True, text=True, cwd=tmp_path, env=env
+        [sys.executable, "-c", started], capture_output=True, text=True, cwd=tmp_path, env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "its threads could not be capped at 1" in result.stderr

@@ -101,7 +101,8 @@ def test_grid_search_and_joblib_round_trip_in_a_fresh_process(digits_split, tmp_
         f"    model = joblib.load({str(tmp_path)!r} + '/' + name + '.joblib')\n"
         f"    np.save({str(tmp_path)!r} + '/' + name + '_proba.npy', model.predict_proba(X))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
     np.testing.assert_array_equal(
         np.load(tmp_path / "best_proba.npy"), search.best_estimator_.predict_proba(X_test)

@@ -240,6 +240,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         Number of epochs run by ``fit``, plus one per ``partial_fit`` call.
     loss_curve_ : list of float
         Training loss after each epoch (each ``partial_fit`` call).
+    validation_loss_curve_ : list of float
+        With ``early_stopping``, the loss on the held-out rows after each
+        epoch of ``fit``; the weights kept are those of its minimum. Empty
+        without early stopping.
     model_ : scikeras.wrappers.KerasClassifier
         The fitted scikeras wrapper (its ``model_`` is the Keras model);
         loaded, with TensorFlow, on first access after unpickling.
@@ -396,6 +400,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.coefs_ = [layer.get_weights()[0] for layer in dense]
         self.intercepts_ = [layer.get_weights()[1] for layer in dense]
         self.loss_curve_ = [float(v) for v in wrapper.history_["loss"]]
+        self.validation_loss_curve_ = [float(v) for v in wrapper.history_.get("val_loss", [])]
         self.n_iter_ = len(self.loss_curve_)
         self._model = wrapper
         self.__dict__.pop("_model_blob", None)
@@ -558,6 +563,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             backend["BaseWrapper"].initialize(wrapper, inputs, y_encoded)
             self.classes_ = known
             self.loss_curve_ = []
+            self.validation_loss_curve_ = []
             self.n_iter_ = 0
             self._model = wrapper
             self._network_params = {name: getattr(self, name) for name in _NETWORK_PARAMS}
