@@ -17,19 +17,37 @@ from . import __version__
 _DTYPES = ("float32", "float16", "int8")
 
 
-def _store(arrays, name, array, dtype, quantize):
+_LIMITS = {"float32": float(np.finfo(np.float32).max),
+           "float16": float(np.finfo(np.float16).max)}
+
+
+def _store(arrays, name, array, dtype, quantize, owner="its estimator"):
     """Put ``array`` in ``arrays``, quantized to ``dtype`` if ``quantize``.
 
     int8 is symmetric with one scale per row (per output channel): each row
-    is divided by its largest magnitude over 127 and rounded.
+    is divided by its largest magnitude over 127 and rounded. A finite value
+    that the stored dtype cannot hold (beyond float32's ±3.4e38, float16's
+    ±65504) is refused: the runtime could only give NaN from it.
     """
     array = np.asarray(array)
     if array.dtype.kind != "f":
         arrays[name] = array
-    elif not quantize or dtype == "float32":
-        arrays[name] = array.astype(np.float32)
-    elif dtype == "float16":
-        arrays[name] = array.astype(np.float16)
+        return
+    int8 = quantize and dtype == "int8"
+    stored = dtype if quantize and not int8 else "float32"  # int8's scales: float32
+    largest = float(np.max(np.abs(array[np.isfinite(array)]), initial=0.0))
+    if largest > _LIMITS[stored]:
+        fix = ("float16 cannot store these weights: choose dtype='float32' or 'int8'."
+               if stored == "float16" else
+               "the training data are too large for the float32 runtime: rescale them "
+               "(divide the columns by a power of ten) and fit again.")
+        raise ValueError(
+            f"quantize cannot export this pipeline: {owner} holds values up to "
+            f"{largest:.3g} (the array {name!r}), beyond {stored}'s range "
+            f"(±{_LIMITS[stored]:.3g}), from which the quantized runtime could only give "
+            f"NaN or infinity; {fix}")
+    if not int8:
+        arrays[name] = array.astype(stored)
     else:
         matrix = np.atleast_2d(array.astype(np.float64))
         scale = np.abs(matrix).max(axis=1) / 127.0
@@ -187,6 +205,12 @@ def quantize(pipeline, dtype="int8", X_calibration=None):
     ``dtype``; the rest in float32. The runtime computes in float32 with
     weights expanded once at load, so no activation ranges are needed.
 
+    The export is validated as a loaded artifact is. It serves inputs within
+    float32's range, the range it is exported for: a fitted value beyond
+    the stored dtype's range is refused here, and at predict time inputs
+    beyond float32's range, or rows on which a step overflows, raise a
+    ``ValueError`` instead of giving NaN.
+
     Parameters
     ----------
     pipeline : Pipeline or KerasMLPClassifier
@@ -203,6 +227,14 @@ def quantize(pipeline, dtype="int8", X_calibration=None):
     Returns
     -------
     quantized : QuantizedPipeline
+
+    Raises
+    ------
+    TypeError
+        For a step that cannot be exported.
+    ValueError
+        For an unknown ``dtype``, or a fitted value that the stored dtype
+        cannot hold (training data beyond float32's range, say).
 
     See Also
     --------
@@ -223,7 +255,7 @@ def quantize(pipeline, dtype="int8", X_calibration=None):
     """
     from sklearn.utils.validation import check_is_fitted
 
-    from .runtime import QuantizedPipeline
+    from .runtime import ArtifactError, QuantizedPipeline
 
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}.")
@@ -249,7 +281,8 @@ def quantize(pipeline, dtype="int8", X_calibration=None):
         kind, params, step_arrays, weights = exporter(step)
         prefix = f"s{position}."
         for name, array in step_arrays.items():
-            _store(arrays, prefix + name, array, dtype, quantize=name in weights)
+            _store(arrays, prefix + name, array, dtype, quantize=name in weights,
+                   owner=f"its {type(step).__name__}")
         manifest_steps.append({"kind": kind, "prefix": prefix, "params": params,
                                "estimator": type(step).__name__})
     classifier = steps[-1]
@@ -264,7 +297,10 @@ def quantize(pipeline, dtype="int8", X_calibration=None):
         "n_features_in": int(first.n_features_in_),
         "steps": manifest_steps,
     }
-    quantized = QuantizedPipeline(manifest, arrays)
+    try:  # validated as a loaded artifact would be
+        quantized = QuantizedPipeline(manifest, arrays)
+    except ArtifactError as exc:
+        raise ValueError(f"quantize cannot export this pipeline: {exc}") from None
     if X_calibration is not None:
         reference = pipeline.predict(X_calibration)
         agreement = float(np.mean(quantized.predict(X_calibration) == reference))

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from ._atomic import check_output_path, write_bytes
 from ._export import _DTYPES, quantize
 
 
@@ -127,7 +128,7 @@ def _nystrom(tf, step, constant):
     return nystrom
 
 
-def export_tflite(pipeline, path, dtype="int8", X_calibration=None):
+def export_tflite(pipeline, path, dtype="int8", X_calibration=None, *, force=True):
     """Write a fitted pipeline as one TensorFlow Lite model.
 
     Cleaning, projection (any family) and classifier become one graph from
@@ -151,11 +152,24 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None):
         Raw rows to check the written model on: it is run with TensorFlow
         Lite's interpreter, and a warning says so if it predicts a class
         other than the pipeline's on more than 1% of them.
+    force : bool, default=True
+        Whether an existing file at ``path`` may be replaced (as
+        ``joblib.dump`` does). ``False`` refuses one, before any conversion
+        work. Either way the file is written atomically: a temporary file
+        beside it replaces it only once complete, so an interrupted export
+        leaves the previous file intact.
 
     Returns
     -------
     path : str
         The path written.
+
+    Raises
+    ------
+    skquant._atomic.OutputError
+        If ``path`` is a directory or lies in a directory that does not
+        exist, or, with ``force=False``, if it exists. Checked before the
+        conversion starts.
 
     See Also
     --------
@@ -176,6 +190,7 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None):
     """
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}.")
+    path = check_output_path(path, force=force, what="the TFLite file")
     served = quantize(pipeline, dtype="float32")  # validates the pipeline first
     tf = _tensorflow()
     functions = _graph_steps(tf, served)
@@ -198,8 +213,7 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None):
 
     with _quiet_stderr():
         model = converter.convert()
-    with open(path, "wb") as handle:
-        handle.write(model)
+    write_bytes(path, model, force=force)
     if X_calibration is not None:
         rows = np.asarray(X_calibration, dtype=np.float32)
         agreement = np.mean(
@@ -214,7 +228,7 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None):
                 "'float16' where that matters.",
                 UserWarning,
             )
-    return os.fspath(path)
+    return path
 
 
 def run_tflite(path, X):

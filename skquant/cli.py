@@ -1,16 +1,58 @@
-"""The ``skquant`` command: ``skquant demo`` and ``skquant predict``.
+"""The ``skquant`` command: ``skquant demo``, ``predict`` and ``quantize``.
 
 Heavy imports (scikit-learn, TensorFlow, matplotlib) happen inside the
 commands, so that ``skquant --help`` answers at once.
+
+Two rules keep the command safe to point at files:
+
+* **No unpickling without consent.** A joblib/pickle model can run any code
+  when it is loaded, so ``predict`` and ``quantize`` load one only with
+  ``--trust-pickle``. A quantized artifact (``*.skq``, a zip of arrays and a
+  JSON manifest) holds no code and needs no flag; a file named ``*.skq``, or
+  one that starts as a zip, is only ever read as an artifact.
+* **No destroyed files.** Every output is checked before the work starts:
+  it may not be one of the command's inputs (not even with ``--force``), and
+  an existing file is replaced only with ``--force``. Files are written
+  atomically (``skquant._atomic``), so an interrupted command leaves the
+  previous file intact.
 """
 
 import argparse
 import io
 import os
+import shlex
 import sys
 import time
 
+from ._atomic import OutputError, atomic_write, check_output_path
 from ._io import read_table
+
+# what `skquant demo` writes into its --output-dir
+_DEMO_MODEL = "best_pipeline.joblib"
+_DEMO_TABLE = "results.csv"
+_DEMO_PLOT = "accuracy_vs_dims.png"
+
+# a zip file's first bytes: a local file header, or the end record of an
+# empty archive. An artifact cut short by a killed save still starts so,
+# whereas a pickle starts with its protocol byte (and may hold zip files,
+# such as a Keras model, inside it: `zipfile.is_zipfile` can say True for a
+# joblib pipeline, so only the first bytes decide)
+_ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")
+
+_EXAMPLES = """\
+examples:
+  skquant demo --output-dir skquant-demo
+  skquant quantize --trust-pickle skquant-demo/best_pipeline.joblib -o model.skq
+  skquant predict model.skq new_rows.csv -o predictions.csv
+  skquant predict --trust-pickle skquant-demo/best_pipeline.joblib new_rows.csv
+
+  signed artifacts (HMAC-SHA256; the key file's bytes are the key):
+  skquant quantize --trust-pickle best_pipeline.joblib -o model.skq --key-file secret.key
+  skquant predict model.skq new_rows.csv --key-file secret.key
+
+A joblib file can run code when loaded: pass --trust-pickle only for one you
+made or whose source you trust. A .skq artifact holds no code.
+"""
 
 
 class CommandError(Exception):
@@ -37,10 +79,18 @@ def _int_list(text):
     return values
 
 
+_TRUST_HELP = ("load a joblib/pickle model file. Loading one can run any code it "
+               "holds: pass this only for a file you made or whose source you "
+               "trust. Not needed (and never used) for a .skq artifact")
+_FORCE_HELP = "replace an existing output file (an input file is never replaced)"
+
+
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog="skquant",
         description="Clean, project and classify with scikit-learn and Keras.",
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -50,8 +100,11 @@ def _build_parser():
         description=(
             "Split the data (stratified), grid-search the projection family and "
             "its dimension with cross-validation, report every candidate's CV "
-            "and test accuracy, fit time and size, save the best pipeline and a "
-            "plot. Without --data it runs on scikit-learn's bundled digits."
+            "and test accuracy, fit time and size, save the best pipeline "
+            f"({_DEMO_MODEL}), the table ({_DEMO_TABLE}) and a plot "
+            f"({_DEMO_PLOT}) into --output-dir. Without --data it runs on "
+            "scikit-learn's bundled digits. The output directory must be new "
+            "or empty (or pass --force); this is checked before the search."
         ),
     )
     demo.add_argument("--data", help="a .csv or .npz file (default: sklearn's digits)")
@@ -70,34 +123,50 @@ def _build_parser():
                       help="held-out share of rows (default: 0.25)")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default: 0)")
     demo.add_argument("--output-dir", default="skquant-demo",
-                      help="where the model, table and plot go (default: ./skquant-demo)")
+                      help="a new or empty directory for the model, table and plot "
+                           "(default: ./skquant-demo)")
+    demo.add_argument("--force", action="store_true",
+                      help=f"write into a non-empty --output-dir, replacing its "
+                           f"{_DEMO_MODEL}, {_DEMO_TABLE} and {_DEMO_PLOT} (nothing "
+                           "else in it is touched)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     predict = commands.add_parser(
         "predict",
-        help="predict with a saved pipeline",
+        help="predict with a quantized artifact or a saved pipeline",
         description=(
-            "Load a pipeline saved with joblib (as `skquant demo` writes), or a "
-            "quantized artifact (as `skquant quantize` writes), and predict every "
-            "row of a .csv or .npz file. Only load joblib files you trust: they "
-            "can run code when loaded; artifacts cannot."
+            "Predict every row of a .csv or .npz file with a quantized artifact "
+            "(.skq, as `skquant quantize` writes), or with a pipeline saved with "
+            "joblib (as `skquant demo` writes) when --trust-pickle is given: a "
+            "joblib file can run code when loaded, an artifact cannot."
         ),
+        epilog="example: skquant predict model.skq new_rows.csv -o predictions.csv",
     )
-    predict.add_argument("model", help="a .joblib file holding a fitted pipeline, or a "
-                                       "quantized artifact from `skquant quantize`")
+    predict.add_argument("model", help="a quantized artifact (.skq) from `skquant "
+                                       "quantize`, or, with --trust-pickle, a .joblib "
+                                       "file holding a fitted pipeline")
     predict.add_argument("data", help="a .csv or .npz file with the model's feature columns")
     predict.add_argument("-o", "--output", help="write predictions to this CSV instead of stdout")
     predict.add_argument("--label-column",
                          help="a label column to ignore in the data file, if it has one")
+    predict.add_argument("--trust-pickle", action="store_true", help=_TRUST_HELP)
+    predict.add_argument("--key-file", metavar="PATH",
+                         help="verify the artifact's HMAC-SHA256 signature with the "
+                              "key in this file (its bytes, as they are); an unsigned "
+                              "or wrongly signed artifact is refused")
+    predict.add_argument("--force", action="store_true", help=_FORCE_HELP)
 
     quantize = commands.add_parser(
         "quantize",
         help="export a fitted pipeline to a small numpy-only artifact",
         description=(
-            "Load a fitted pipeline saved with joblib and write it as a quantized "
+            "Load a fitted pipeline saved with joblib (which needs --trust-pickle: "
+            "a joblib file can run code when loaded) and write it as a quantized "
             "artifact: one file of arrays and a JSON manifest that `skquant "
-            "predict` and skquant.load_quantized serve with numpy alone."
+            "predict` and skquant.load_quantized serve with numpy alone, and "
+            "that holds no code."
         ),
+        epilog="example: skquant quantize --trust-pickle best_pipeline.joblib -o model.skq",
     )
     quantize.add_argument("model", help="a .joblib file holding a fitted pipeline")
     quantize.add_argument("--dtype", choices=["int8", "float16", "float32"], default="int8",
@@ -106,11 +175,35 @@ def _build_parser():
     quantize.add_argument("--check", metavar="DATA",
                           help="a labelled .csv or .npz file: report both models' accuracy")
     quantize.add_argument("--label-column", help="the label column of --check")
+    quantize.add_argument("--trust-pickle", action="store_true", help=_TRUST_HELP)
+    quantize.add_argument("--key-file", metavar="PATH",
+                          help="sign the artifact (HMAC-SHA256) with the key in this "
+                               "file (its bytes, as they are); `skquant predict "
+                               "--key-file` then verifies it")
+    quantize.add_argument("--force", action="store_true", help=_FORCE_HELP)
     return parser
 
 
 def main(argv=None):
-    """Entry point of the ``skquant`` command."""
+    """Entry point of the ``skquant`` command.
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    code : int
+        0 on success; 2 after an error, which is printed to stderr as
+        ``skquant: error: ...`` with what was wrong and what to do.
+
+    Examples
+    --------
+    >>> from skquant.cli import main
+    >>> main(["predict", "no-such-model.skq", "rows.csv"])  # prints the error
+    2
+    """
     args = _build_parser().parse_args(argv)
     try:
         if args.command == "demo":
@@ -119,37 +212,112 @@ def main(argv=None):
             return run_quantize(args)
         return run_predict(args)
     except (CommandError, ValueError, OSError) as exc:
-        # DataError, sklearn's parameter and NotFittedError errors are
-        # ValueErrors that already say what is wrong; OSError: a path that
-        # cannot be written
+        # DataError, OutputError, ArtifactError, sklearn's parameter and
+        # NotFittedError errors are ValueErrors that already say what is
+        # wrong; OSError: a path that cannot be read or written
         print(f"skquant: error: {exc}", file=sys.stderr)
         return 2
 
 
-# ---------------------------------------------------------------- predict
+# ---------------------------------------------------------------- loading
 def _is_artifact(path):
+    """Whether ``path`` is to be read as a quantized artifact: by its name
+    (``*.skq``, whatever it holds) or by its content (a zip file, also a
+    truncated one). Everything else is a pickle."""
+    return os.fspath(path).lower().endswith(".skq") or _starts_as_zip(path)
+
+
+def _starts_as_zip(path):
+    with open(path, "rb") as handle:
+        return handle.read(4) in _ZIP_STARTS
+
+
+def _cut_zip(path):
+    """A file that starts as a zip but lacks the zip's closing directory:
+    what a save interrupted part-way leaves."""
     import zipfile
 
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return "manifest.json" in archive.namelist()
+    return _starts_as_zip(path) and not zipfile.is_zipfile(path)
 
 
-def load_model(path, allow_artifact=True):
-    """Load a fitted estimator saved with joblib (or, with ``allow_artifact``,
-    a quantized artifact), with clear errors."""
-    import joblib
+def _load_artifact(path, key):
+    from .runtime import ArtifactError, load_quantized
 
+    if not _starts_as_zip(path):  # named .skq, holding something else
+        raise CommandError(
+            f"{path} is not a skquant artifact: it does not start as a zip file. A "
+            ".skq file is only ever read as an artifact, never unpickled (whatever "
+            "--trust-pickle says). Write artifacts with `skquant quantize`.")
+    try:
+        # the key only when given, so an unsigned artifact loads as before
+        return load_quantized(path) if key is None else load_quantized(path, key=key)
+    except ArtifactError:
+        # whatever the loader saw, the cause of a zip without its closing
+        # directory is known: say so (never "not an artifact")
+        if _cut_zip(path):
+            raise CommandError(
+                f"{path} is a truncated or corrupt skquant artifact: it starts as a "
+                "zip file but its end is missing, as when a save is interrupted. "
+                "Export the model again."
+            ) from None
+        raise
+
+
+_UNTRUSTED_PICKLE = (
+    "{path} is a pickle (joblib) file, and loading a pickle can run any code it "
+    "holds, so skquant loads one only when you pass --trust-pickle. Pass it if you "
+    "made this file or trust its source. To serve a model without that trust, use "
+    "a quantized .skq artifact, which holds no code: `skquant quantize "
+    "--trust-pickle MODEL.joblib -o model.skq` writes one from a model you trust."
+)
+
+
+def load_model(path, *, allow_artifact=True, trust_pickle=False, key=None):
+    """Load a model for the command line, with clear errors.
+
+    Parameters
+    ----------
+    path : str
+        A quantized artifact (read by name, ``*.skq``, or by content, a zip
+        file) or a joblib/pickle file of a fitted estimator.
+    allow_artifact : bool, default=True
+        Whether an artifact is accepted (``quantize`` takes a pipeline).
+    trust_pickle : bool, default=False
+        Whether a pickle may be loaded (loading one can run code).
+    key : bytes or None, default=None
+        Verify the artifact's signature with this key; a pickle is then
+        refused, as it cannot be verified.
+
+    Returns
+    -------
+    model : estimator or QuantizedPipeline
+
+    Raises
+    ------
+    CommandError
+        For a missing file, an untrusted or unreadable pickle, an artifact
+        where none is accepted, a pickle that holds no fitted model.
+    skquant.runtime.ArtifactError
+        For an artifact that cannot be served (corrupt, truncated, unsigned
+        or wrongly signed with ``key``).
+    """
     if not os.path.isfile(path):
         raise CommandError(f"model file not found: {path}")
     if _is_artifact(path):
         if not allow_artifact:
-            raise CommandError(f"{path} is already a quantized artifact; quantize "
-                               "takes the joblib pipeline it came from.")
-        from .runtime import load_quantized
+            raise CommandError(
+                f"{path} is already a quantized artifact (a .skq name or zip "
+                "content); quantize takes the joblib pipeline it came from.")
+        return _load_artifact(path, key)
+    if key is not None:
+        raise CommandError(
+            f"--key-file verifies quantized artifacts, but {path} is a pickle "
+            "(joblib) file, which carries no signature. Verify a .skq artifact "
+            "written by `skquant quantize --key-file`, or drop --key-file.")
+    if not trust_pickle:
+        raise CommandError(_UNTRUSTED_PICKLE.format(path=path))
+    import joblib
 
-        return load_quantized(path)  # ArtifactError is a ValueError: reported
     try:
         model = joblib.load(path)
     except Exception as exc:  # a corrupt file can fail in many ways
@@ -172,6 +340,22 @@ def load_model(path, allow_artifact=True):
     return model
 
 
+def _read_key(path):
+    """The bytes of a ``--key-file`` (``None`` without one)."""
+    if path is None:
+        return None
+    if not os.path.isfile(path):
+        raise CommandError(f"key file not found: {path}")
+    with open(path, "rb") as handle:
+        key = handle.read()
+    if not key:
+        raise CommandError(
+            f"key file {path} is empty; put the secret key in it, e.g. "
+            "`python -c \"import secrets; print(secrets.token_hex(32))\" > "
+            f"{shlex.quote(path)}`.")
+    return key
+
+
 def _feature_frame(model, X, names, path):
     """Pick the model's columns by name when both sides have names."""
     expected = getattr(model, "feature_names_in_", None)
@@ -190,16 +374,21 @@ def _feature_frame(model, X, names, path):
     return X
 
 
+# ---------------------------------------------------------------- predict
 def run_predict(args):
     import numpy as np
 
-    model = load_model(args.model)
+    if args.output:  # before any loading: never write over an input
+        check_output_path(args.output, inputs=(args.model, args.data, args.key_file),
+                          force=args.force, what="--output")
+    key = _read_key(args.key_file)
+    model = load_model(args.model, trust_pickle=args.trust_pickle, key=key)
     X, _, names = read_table(args.data, args.label_column, require_label=bool(args.label_column))
     X = _feature_frame(model, X, names, args.data)
     predictions = model.predict(X)
     lines = "\n".join(str(p) for p in np.asarray(predictions).tolist())
     if args.output:
-        with open(args.output, "w") as handle:
+        with atomic_write(args.output, "w", force=args.force) as handle:
             handle.write("prediction\n" + lines + "\n")
         print(f"wrote {len(predictions)} predictions to {args.output}", file=sys.stderr)
     else:
@@ -213,7 +402,10 @@ def run_quantize(args):
 
     from ._export import quantize
 
-    model = load_model(args.model, allow_artifact=False)
+    check_output_path(args.output, inputs=(args.model, args.check, args.key_file),
+                      force=args.force, what="--output")
+    key = _read_key(args.key_file)
+    model = load_model(args.model, allow_artifact=False, trust_pickle=args.trust_pickle)
     check = None
     if args.check:
         X, y, names = read_table(args.check, args.label_column, require_label=True)
@@ -223,8 +415,14 @@ def run_quantize(args):
                              X_calibration=None if check is None else check[0])
     except TypeError as exc:  # a step skquant cannot export
         raise CommandError(str(exc)) from None
-    quantized.save(args.output)
-    print(f"wrote {args.output}: {args.dtype}, {os.path.getsize(args.output):,} bytes "
+    # the artifact writes itself atomically; the key only when given
+    if key is None:
+        quantized.save(args.output)
+    else:
+        quantized.save(args.output, key=key)
+    signed = "" if key is None else ", signed (HMAC-SHA256)"
+    print(f"wrote {args.output}: {args.dtype}{signed}, "
+          f"{os.path.getsize(args.output):,} bytes "
           f"(the joblib pipeline: {os.path.getsize(args.model):,} bytes)")
     if check is not None:
         X, y = check
@@ -286,14 +484,16 @@ def run_demo(args):
     from ._export import quantize
     from .pipeline import _dimension_limit, make_quant_pipeline, projection_grid
 
-    X, y, source = _load_demo_data(args)
-    classes, counts = np.unique(y, return_counts=True)
-    if len(classes) < 2:
-        raise CommandError(f"the labels hold a single class ({classes.tolist()}); need two or more.")
     if not 0 < args.test_size < 1:
         raise CommandError(f"--test-size must be between 0 and 1, got {args.test_size}.")
     if args.cv < 2:
         raise CommandError(f"--cv must be at least 2, got {args.cv}.")
+    # before the data are read and the search runs: where the results go
+    outputs = _demo_outputs(args.output_dir, force=args.force, inputs=(args.data,))
+    X, y, source = _load_demo_data(args)
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise CommandError(f"the labels hold a single class ({classes.tolist()}); need two or more.")
     if counts.min() < 2:
         raise CommandError(
             f"class {classes.tolist()[np.argmin(counts)]!r} has {counts.min()} row; each "
@@ -354,7 +554,7 @@ def run_demo(args):
     results = search.cv_results_
     best = int(np.argmax(results["mean_test_score"]))
     os.makedirs(args.output_dir, exist_ok=True)
-    model_path = os.path.join(args.output_dir, "best_pipeline.joblib")
+    model_path = outputs[_DEMO_MODEL]
     rows = []
     for i, candidate in enumerate(results["params"]):
         model = clone(pipeline).set_params(**candidate)
@@ -376,25 +576,73 @@ def run_demo(args):
             row[f"{dtype}_accuracy"] = served.score(X_test, y_test)
         rows.append(row)
         if i == best:
-            joblib.dump(model, model_path)
+            with atomic_write(model_path, "wb", force=args.force) as handle:
+                joblib.dump(model, handle)
     bar.close()
     _mark_pareto_front(rows)
 
     table = _format_table(rows, best)
     print(table)
-    with open(os.path.join(args.output_dir, "results.csv"), "w") as handle:
+    table_path, plot_path = outputs[_DEMO_TABLE], outputs[_DEMO_PLOT]
+    with atomic_write(table_path, "w", force=args.force) as handle:
         handle.write(",".join(rows[0]) + "\n")
         for row in rows:
             handle.write(",".join(str(v) for v in row.values()) + "\n")
-    plot_path = os.path.join(args.output_dir, "accuracy_vs_dims.png")
-    _plot(rows, plot_path)
+    _plot(rows, plot_path, force=args.force)
     chosen = rows[best]
+    model = shlex.quote(model_path)
     print(
         f"best: {chosen['family']} with {chosen['dims']} dims, CV accuracy "
         f"{chosen['cv_accuracy']:.4f}, test accuracy {chosen['test_accuracy']:.4f}\n"
-        f"saved {model_path}, {plot_path} and results.csv"
+        f"saved {model_path}, {table_path} and {plot_path}\n"
+        "next steps (the joblib file is a pickle: --trust-pickle loads it, for a "
+        "file you made):\n"
+        f"  skquant predict --trust-pickle {model} new_rows.csv -o predictions.csv\n"
+        f"  skquant quantize --trust-pickle {model} -o model.skq\n"
+        "  skquant predict model.skq new_rows.csv -o predictions.csv"
+        "   (an artifact holds no code)"
     )
     return 0
+
+
+def _demo_outputs(directory, *, force, inputs):
+    """Check ``--output-dir`` before the search: a new or empty directory
+    (any directory with ``force``), whose three files are none of the
+    inputs. Returns ``{file name: path}``."""
+    if not directory:
+        raise OutputError("--output-dir is empty; give the path of a new or empty directory.")
+    names = (_DEMO_MODEL, _DEMO_TABLE, _DEMO_PLOT)
+    paths = {name: os.path.join(directory, name) for name in names}
+    if os.path.isdir(directory):
+        entries = sorted(os.listdir(directory))
+        if entries and not force:
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise OutputError(
+                f"--output-dir {directory} is not empty (it holds {shown}); the demo "
+                "writes into a new or empty directory, so that it never replaces an "
+                "earlier run's results. Choose another --output-dir, or pass --force "
+                f"to replace its {', '.join(names)} (nothing else in it is touched)."
+            )
+        for path in paths.values():
+            check_output_path(path, inputs=inputs, force=True, what="the demo's output")
+        return paths
+    if os.path.lexists(directory):
+        raise OutputError(
+            f"--output-dir {directory} exists and is not a directory; give the path "
+            "of a new or empty directory.")
+    # a directory to be created: its nearest existing parent must be a
+    # writable directory
+    parent = os.path.dirname(os.path.abspath(directory))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise OutputError(f"--output-dir {directory}: {parent} is a file, not a directory.")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"--output-dir {directory}: cannot create it, {parent} is not "
+                          "writable.")
+    return paths
+
+
 
 
 def _mark_pareto_front(rows):
@@ -430,7 +678,7 @@ def _format_table(rows, best):
     return "\n".join(lines)
 
 
-def _plot(rows, path):
+def _plot(rows, path, force=True):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -454,8 +702,11 @@ def _plot(rows, path):
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_write(path, "wb", force=force) as handle:
+            fig.savefig(handle, format="png", dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def _plot_pareto(ax, rows):

@@ -1,7 +1,18 @@
-"""The `skquant` command: demo and predict, and their errors."""
+"""The `skquant` command: demo, predict and quantize, and their errors.
 
+Besides the happy paths, every way the command could run code it was not
+asked to (a pickle), misreport a damaged artifact, or destroy a file (an
+output over an input, over an earlier output, into a file given as a
+directory) has a test here, and so does the order of the checks: outputs
+are refused before any model is loaded or any search runs.
+"""
+
+import os
+import pickle
+import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import joblib
 import numpy as np
@@ -10,14 +21,41 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from skquant import Cleaner
+from skquant import Cleaner, load_quantized, make_quant_pipeline, quantize
 from skquant.cli import main
+
+TRUST = "--trust-pickle"
+
+
+@pytest.fixture(autouse=True)
+def _in_a_fresh_directory(tmp_path, monkeypatch):
+    # the demo's default --output-dir is ./skquant-demo: never the caller's
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="module")
 def small_digits():
     X, y = load_digits(return_X_y=True)
     return X[:300], y[:300]
+
+
+@pytest.fixture(scope="module")
+def trained(small_digits, tmp_path_factory):
+    """One tiny fitted pipeline, saved once as joblib and as an artifact.
+
+    Tests copy these files before changing anything next to them."""
+    X, y = small_digits
+    folder = tmp_path_factory.mktemp("trained")
+    pipe = make_quant_pipeline("column", 8, random_state=0, classify__epochs=1).fit(X, y)
+    joblib.dump(pipe, folder / "model.joblib")
+    quantize(pipe, dtype="int8").save(folder / "model.skq")
+    _write_csv(folder / "rows.csv", X[:10])
+    np.savez(folder / "check.npz", X=X[:60], y=y[:60])
+    return SimpleNamespace(
+        pipe=pipe, X=X, y=y, joblib=folder / "model.joblib", skq=folder / "model.skq",
+        rows=folder / "rows.csv", check=folder / "check.npz",
+        expected=[str(p) for p in load_quantized(folder / "model.skq").predict(X[:10])],
+    )
 
 
 def _write_csv(path, X, y=None, header=True):
@@ -30,22 +68,275 @@ def _write_csv(path, X, y=None, header=True):
             handle.write(",".join(repr(float(v)) for v in row) + "\n")
 
 
-def test_help_lists_the_commands():
+def _copy(source, folder, name=None):
+    target = folder / (name or source.name)
+    shutil.copyfile(source, target)
+    return target
+
+
+class _MakesADirectory:
+    """Pickles into a call of ``os.mkdir(marker)``: code that runs on load."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def _not_called(what):
+    def fail(*args, **kwargs):
+        raise AssertionError(f"{what} ran before the output path was checked")
+    return fail
+
+
+# ------------------------------------------------------------------- help
+def test_help_lists_the_commands_and_the_safe_usage():
     result = subprocess.run(
-        [sys.executable, "-m", "skquant.cli", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "skquant.cli", "--help"], capture_output=True, text=True,
+        timeout=120,
     )
-    assert result.returncode == 0
+    assert result.returncode == 0, result.stderr
     assert "demo" in result.stdout and "predict" in result.stdout
+    assert ("skquant predict --trust-pickle skquant-demo/best_pipeline.joblib"
+            in result.stdout)
+    assert "skquant quantize --trust-pickle" in result.stdout
+    assert "--key-file" in result.stdout
 
 
-def test_demo_end_to_end_on_user_data(small_digits, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["predict", "quantize", "demo"])
+def test_each_command_documents_its_safety_flags(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--force" in text
+    if command != "demo":
+        assert "--trust-pickle" in text and "can run any code" in text
+        assert "--key-file" in text and "HMAC-SHA256" in text
+    else:
+        assert "new or empty" in text
+
+
+# ------------------------------------------------- no unpickling by default
+@pytest.mark.parametrize("command", ["predict", "quantize"])
+def test_a_pickle_is_refused_without_trust_pickle(trained, tmp_path, capsys, command):
+    argv = ([command, str(trained.joblib), str(trained.rows)] if command == "predict"
+            else [command, str(trained.joblib), "-o", str(tmp_path / "m.skq")])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is a pickle (joblib) file" in err and "can run any code" in err
+    assert "--trust-pickle" in err and ".skq artifact" in err
+    assert not (tmp_path / "m.skq").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "quantize"])
+def test_code_in_a_pickle_runs_only_with_trust_pickle(tmp_path, capsys, command, trained):
+    marker = tmp_path / "the-pickle-ran"
+    evil = tmp_path / "evil.joblib"
+    evil.write_bytes(pickle.dumps(_MakesADirectory(marker)))
+
+    def run(*flags):
+        if command == "predict":
+            return main([command, *flags, str(evil), str(trained.rows)])
+        return main([command, *flags, str(evil), "-o", str(tmp_path / "out.skq")])
+
+    assert run() == 2
+    assert "--trust-pickle" in capsys.readouterr().err
+    assert not marker.exists()
+    # the same bytes named .skq are read as an artifact only, never unpickled
+    evil_skq = _copy(evil, tmp_path, "evil.skq")
+    if command == "predict":
+        assert main([command, TRUST, str(evil_skq), str(trained.rows)]) == 2
+        assert (f"{evil_skq} is not a skquant artifact: it does not start as a zip "
+                "file. A .skq file is only ever read as an artifact, never unpickled"
+                in capsys.readouterr().err)
+    else:
+        assert main([command, TRUST, str(evil_skq), "-o", str(tmp_path / "o.skq")]) == 2
+        assert "already a quantized artifact" in capsys.readouterr().err
+    assert not marker.exists()
+    # with consent the pickle is loaded (so the file above does run code)
+    assert run(TRUST) == 2
+    assert "holds a NoneType, not a fitted model with predict()" in capsys.readouterr().err
+    assert marker.is_dir()
+
+
+def test_predict_with_trust_pickle_and_with_an_artifact(trained, tmp_path, capsys):
+    assert main(["predict", TRUST, str(trained.joblib), str(trained.rows)]) == 0
+    assert capsys.readouterr().out.split() == [
+        str(p) for p in trained.pipe.predict(trained.X[:10])]
+    # an artifact needs no flag, and ignores it
+    for flags in ([], [TRUST]):
+        assert main(["predict", *flags, str(trained.skq), str(trained.rows)]) == 0
+        assert capsys.readouterr().out.split() == trained.expected
+
+
+def test_an_artifact_is_recognised_by_content_whatever_its_name(trained, tmp_path, capsys):
+    renamed = _copy(trained.skq, tmp_path, "model.bin")
+    assert main(["predict", str(renamed), str(trained.rows)]) == 0
+    assert capsys.readouterr().out.split() == trained.expected
+    assert main(["quantize", TRUST, str(renamed), "-o", str(tmp_path / "again.skq")]) == 2
+    assert "already a quantized artifact" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cut", ["303 bytes", "half", "all but the last byte"])
+@pytest.mark.parametrize("name", ["model.skq", "model.joblib"])
+def test_a_truncated_artifact_is_reported_as_one(trained, tmp_path, capsys, cut, name):
+    data = trained.skq.read_bytes()
+    keep = {"303 bytes": 303, "half": len(data) // 2, "all but the last byte": len(data) - 1}
+    damaged = tmp_path / name
+    damaged.write_bytes(data[:keep[cut]])
+    # --trust-pickle does not send a damaged artifact to joblib
+    assert main(["predict", TRUST, str(damaged), str(trained.rows)]) == 2
+    # (without the path, which holds this test's name)
+    err = capsys.readouterr().err.replace(str(damaged), "FILE").lower()
+    assert err.startswith("skquant: error: file is a ")
+    assert "artifact" in err and ("truncated" in err or "corrupt" in err)
+    assert "joblib model file" not in err
+
+
+def test_quantize_then_predict_with_a_check(trained, tmp_path, capsys):
+    artifact = tmp_path / "pipe.skq"
+    assert main(["quantize", TRUST, str(trained.joblib), "--dtype", "float32",
+                 "-o", str(artifact), "--check", str(trained.check)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {artifact}: float32" in printed and "accuracy on" in printed
+    assert main(["predict", str(artifact), str(trained.rows)]) == 0
+    assert capsys.readouterr().out.split() == [
+        str(p) for p in load_quantized(artifact).predict(trained.X[:10])]
+
+
+# ------------------------------------------------------- signed artifacts
+def test_quantize_signs_and_predict_verifies_with_a_key_file(trained, tmp_path, capsys):
+    key, other = tmp_path / "secret.key", tmp_path / "other.key"
+    key.write_bytes(b"a secret of thirty-two bytes....")
+    other.write_bytes(b"another secret, also 32 bytes...")
+    signed = tmp_path / "signed.skq"
+    assert main(["quantize", TRUST, str(trained.joblib), "-o", str(signed),
+                 "--key-file", str(key)]) == 0
+    assert "signed (HMAC-SHA256)" in capsys.readouterr().out
+    assert main(["predict", str(signed), str(trained.rows), "--key-file", str(key)]) == 0
+    assert capsys.readouterr().out.split() == trained.expected
+    # the wrong key, and an unsigned artifact, are refused when a key is given
+    for model, key_file, message in (
+            (signed, other, "has a signature that does not match the key"),
+            (trained.skq, key, "is not signed, and a key was given")):
+        assert main(["predict", str(model), str(trained.rows), "--key-file",
+                     str(key_file)]) == 2
+        assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["predict", "quantize"])
+def test_bad_key_files(trained, tmp_path, capsys, command):
+    def run(key_file):
+        tail = ([str(trained.rows)] if command == "predict"
+                else ["-o", str(tmp_path / "m.skq")])
+        model = trained.skq if command == "predict" else trained.joblib
+        return main([command, TRUST, str(model), *tail, "--key-file", str(key_file)])
+
+    empty = tmp_path / "empty.key"
+    empty.write_bytes(b"")
+    assert run(empty) == 2
+    assert f"key file {empty} is empty" in capsys.readouterr().err
+    assert run(tmp_path / "missing.key") == 2
+    assert f"key file not found: {tmp_path / 'missing.key'}" in capsys.readouterr().err
+    assert not (tmp_path / "m.skq").exists()
+
+
+def test_a_key_file_cannot_verify_a_pickle(trained, tmp_path, capsys):
+    key = tmp_path / "k"
+    key.write_bytes(b"secret")
+    assert main(["predict", TRUST, str(trained.joblib), str(trained.rows),
+                 "--key-file", str(key)]) == 2
+    assert "carries no signature" in capsys.readouterr().err
+
+
+# ------------------------------------------------------ no destroyed files
+def test_quantize_never_writes_over_its_input(trained, tmp_path, capsys):
+    model = _copy(trained.joblib, tmp_path)
+    before = model.read_bytes()
+    for flags in ([], ["--force"]):
+        assert main(["quantize", TRUST, str(model), "-o", str(model), *flags]) == 2
+        assert f"--output {model} is also an input of this command" in capsys.readouterr().err
+    # also not through another spelling of the same path, nor over --check
+    assert main(["quantize", TRUST, str(model), "-o", str(tmp_path / "." / model.name),
+                 "--force"]) == 2
+    assert "is also an input" in capsys.readouterr().err
+    check = _copy(trained.check, tmp_path)
+    assert main(["quantize", TRUST, str(model), "-o", str(check), "--check", str(check),
+                 "--force"]) == 2
+    assert f"--output {check} is also an input" in capsys.readouterr().err
+    assert model.read_bytes() == before
+
+
+@pytest.mark.parametrize("onto", ["data", "model", "key"])
+def test_predict_never_writes_over_its_inputs(trained, tmp_path, capsys, onto):
+    model, rows = _copy(trained.skq, tmp_path), _copy(trained.rows, tmp_path)
+    key = tmp_path / "secret.key"
+    key.write_bytes(b"secret")
+    target = {"data": rows, "model": model, "key": key}[onto]
+    before = target.read_bytes()
+    extra = ["--key-file", str(key)] if onto == "key" else []
+    assert main(["predict", str(model), str(rows), "-o", str(target), "--force", *extra]) == 2
+    assert f"--output {target} is also an input of this command" in capsys.readouterr().err
+    assert target.read_bytes() == before
+
+
+def test_predict_replaces_an_existing_output_only_with_force(trained, tmp_path, capsys):
+    target = tmp_path / "predictions.csv"
+    target.write_text("an earlier result\n")
+    argv = ["predict", str(trained.skq), str(trained.rows), "-o", str(target)]
+    assert main(argv) == 2
+    assert f"--output {target} already exists; pass --force" in capsys.readouterr().err
+    assert target.read_text() == "an earlier result\n"
+    assert main(argv + ["--force"]) == 0
+    assert target.read_text().splitlines() == ["prediction"] + trained.expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv"]  # no temp left
+
+
+def test_quantize_replaces_an_existing_artifact_only_with_force(trained, tmp_path, capsys):
+    target = _copy(trained.skq, tmp_path, "old.skq")
+    before = target.read_bytes()
+    argv = ["quantize", TRUST, str(trained.joblib), "--dtype", "float32", "-o", str(target)]
+    assert main(argv) == 2
+    assert f"--output {target} already exists; pass --force" in capsys.readouterr().err
+    assert target.read_bytes() == before
+    assert main(argv + ["--force"]) == 0
+    capsys.readouterr()
+    assert target.read_bytes() != before
+    assert load_quantized(target).dtype == "float32"
+
+
+@pytest.mark.parametrize("command", ["predict", "quantize"])
+def test_outputs_are_checked_before_the_model_is_loaded(
+        trained, tmp_path, capsys, monkeypatch, command):
+    import skquant.cli
+
+    monkeypatch.setattr(skquant.cli, "load_model", _not_called("loading the model"))
+    existing = tmp_path / "exists.out"
+    existing.write_text("keep me")
+    missing_dir = tmp_path / "no" / "such" / "dir" / "out.csv"
+    for output, message in ((existing, "already exists; pass --force"),
+                            (missing_dir, "does not exist; create it first"),
+                            (tmp_path, "is a directory; give a file path")):
+        if command == "predict":
+            argv = ["predict", TRUST, str(trained.joblib), str(trained.rows), "-o", str(output)]
+        else:
+            argv = ["quantize", TRUST, str(trained.joblib), "-o", str(output)]
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
+    assert existing.read_text() == "keep me"
+
+
+# ------------------------------------------------------------------- demo
+def test_demo_end_to_end_then_a_forced_rerun(small_digits, tmp_path, capsys):
     X, y = small_digits
     data = tmp_path / "digits.npz"
     np.savez(data, X=X, y=y)
     out = tmp_path / "out"
     code = main([
-        "demo", "--data", str(data), "--kinds", "column:pca,tree:tsvq", "--dims", "4,8,200",
-        "--cv", "2", "--epochs", "2", "--output-dir", str(out), "--no-progress",
+        "demo", "--data", str(data), "--kinds", "column:pca,tree:tsvq", "--dims", "4,200",
+        "--cv", "2", "--epochs", "1", "--output-dir", str(out), "--no-progress",
     ])
     assert code == 0
     printed = capsys.readouterr().out
@@ -55,34 +346,113 @@ def test_demo_end_to_end_on_user_data(small_digits, tmp_path, capsys):
     assert any("column:pca skips dims [200]" in line and "columns" in line for line in notes)
     assert any("tree:tsvq skips dims [200]" in line and "112-row CV folds" in line
                and "a tree grown on 112 rows" in line for line in notes)
-    for name in ("best_pipeline.joblib", "accuracy_vs_dims.png", "results.csv"):
-        assert (out / name).stat().st_size > 0
+    names = ["accuracy_vs_dims.png", "best_pipeline.joblib", "results.csv"]
+    assert sorted(p.name for p in out.iterdir()) == names  # and no temporary file
+    assert (out / "accuracy_vs_dims.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (out / "results.csv").read_text().splitlines()
     assert rows[0] == (
         "family,dims,cv_accuracy,test_accuracy,fit_seconds,model_bytes,float32_bytes,"
         "float32_accuracy,int8_bytes,int8_accuracy,float32_pareto,int8_pareto")
+    assert [r.split(",")[:2] for r in rows[1:]] == [["column:pca", "4"], ["tree:tsvq", "4"]]
     assert "Pareto front" in printed and "int8 B" in printed
-    assert len(rows) == 5
+    # the next steps it prints are commands that work, and load the pickle
+    # only with consent
+    model_path = out / "best_pipeline.joblib"
+    assert f"skquant predict --trust-pickle {model_path} new_rows.csv" in printed
+    assert f"skquant quantize --trust-pickle {model_path} -o model.skq" in printed
 
     # predict with the saved model, from CSV, to stdout and to a file
     csv_path = tmp_path / "new.csv"
     _write_csv(csv_path, X[:10])
-    assert main(["predict", str(out / "best_pipeline.joblib"), str(csv_path)]) == 0
+    assert main(["predict", TRUST, str(model_path), str(csv_path)]) == 0
     predictions = capsys.readouterr().out.split()
-    model = joblib.load(out / "best_pipeline.joblib")
+    model = joblib.load(model_path)
     assert predictions == [str(p) for p in model.predict(X[:10])]
     target = tmp_path / "pred.csv"
-    assert main(["predict", str(out / "best_pipeline.joblib"), str(csv_path), "-o", str(target)]) == 0
+    assert main(["predict", TRUST, str(model_path), str(csv_path), "-o", str(target)]) == 0
     assert target.read_text().splitlines()[1:] == predictions
 
+    # a second run into the same, now non-empty, directory: only with
+    # --force, and it replaces the demo's own files and nothing else
+    (out / "notes.txt").write_text("mine")
+    again = ["demo", "--data", str(data), "--kinds", "column:pca", "--dims", "2", "--cv", "2",
+             "--epochs", "1", "--output-dir", str(out), "--no-progress"]
+    assert main(again) == 2
+    assert f"--output-dir {out} is not empty" in capsys.readouterr().err
+    assert (out / "results.csv").read_text().splitlines() == rows
+    assert main(again + ["--force"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == sorted(names + ["notes.txt"])
+    assert (out / "notes.txt").read_text() == "mine"
+    rows = (out / "results.csv").read_text().splitlines()
+    assert [r.split(",")[:2] for r in rows[1:]] == [["column:pca", "2"]]
+    assert joblib.load(model_path).named_steps["project"].n_components == 2
 
+
+@pytest.fixture
+def no_search(monkeypatch):
+    """Make the demo's data loading and search fail the test if they run."""
+    import skquant.cli
+    from sklearn.model_selection import GridSearchCV
+
+    monkeypatch.setattr(skquant.cli, "_load_demo_data", _not_called("reading the data"))
+    monkeypatch.setattr(GridSearchCV, "fit", _not_called("the search"))
+
+
+def test_demo_refuses_a_non_empty_output_dir_before_the_search(tmp_path, capsys, no_search):
+    out = tmp_path / "earlier-run"
+    out.mkdir()
+    (out / "best_pipeline.joblib").write_bytes(b"an earlier model")
+    assert main(["demo", "--output-dir", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--output-dir {out} is not empty (it holds best_pipeline.joblib)" in err
+    assert "pass --force" in err
+    assert (out / "best_pipeline.joblib").read_bytes() == b"an earlier model"
+    # the default directory too
+    (tmp_path / "skquant-demo").mkdir()
+    (tmp_path / "skquant-demo" / "results.csv").write_text("old")
+    assert main(["demo", "--no-progress"]) == 2
+    assert "--output-dir skquant-demo is not empty" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_file_as_output_dir_before_the_search(tmp_path, capsys, no_search):
+    some_file = tmp_path / "some_file"
+    some_file.write_text("not a directory")
+    for flags in ([], ["--force"]):
+        assert main(["demo", "--output-dir", str(some_file), "--no-progress", *flags]) == 2
+        assert (f"--output-dir {some_file} exists and is not a directory"
+                in capsys.readouterr().err)
+    assert main(["demo", "--output-dir", str(some_file / "sub"), "--no-progress"]) == 2
+    assert f"{some_file} is a file, not a directory" in capsys.readouterr().err
+    assert some_file.read_text() == "not a directory"
+
+
+def test_demo_with_force_never_writes_over_its_data(tmp_path, capsys, no_search):
+    out = tmp_path / "out"
+    out.mkdir()
+    data = out / "results.csv"
+    data.write_text("a,label\n1,0\n2,1\n")
+    assert main(["demo", "--data", str(data), "--output-dir", str(out), "--force",
+                 "--no-progress"]) == 2
+    assert f"{data} is also an input of this command" in capsys.readouterr().err
+    assert data.read_text() == "a,label\n1,0\n2,1\n"
+
+
+def test_demo_into_an_existing_empty_directory_passes_the_check(tmp_path, capsys, no_search):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AssertionError, match="reading the data ran"):
+        main(["demo", "--output-dir", str(tmp_path / "empty"), "--no-progress"])
+
+
+# ------------------------------------------------------ bad models and data
 def test_predict_ignores_a_named_label_column(small_digits, tmp_path, capsys):
     X, y = small_digits
     model_path = tmp_path / "model.joblib"
     joblib.dump(make_pipeline(Cleaner(), LogisticRegression(max_iter=500)).fit(X, y), model_path)
     csv_path = tmp_path / "labelled.csv"
     _write_csv(csv_path, X[:5], y[:5])
-    assert main(["predict", str(model_path), str(csv_path), "--label-column", "label"]) == 0
+    assert main(["predict", TRUST, str(model_path), str(csv_path), "--label-column",
+                 "label"]) == 0
     assert len(capsys.readouterr().out.split()) == 5
 
 
@@ -91,16 +461,17 @@ def test_predict_ignores_a_named_label_column(small_digits, tmp_path, capsys):
     [
         (lambda p: None, "model file not found"),
         (lambda p: p.write_bytes(b"this is not a model"), "not a readable joblib model file"),
+        (lambda p: p.write_bytes(b""), "not a readable joblib model file"),
         (lambda p: joblib.dump({"weights": [1, 2]}, p), "not a fitted model with predict"),
     ],
-    ids=["missing", "corrupt", "not-a-model"],
+    ids=["missing", "corrupt", "empty", "not-a-model"],
 )
 def test_predict_with_a_bad_model_file(tmp_path, capsys, make_file, message):
     model_path = tmp_path / "model.joblib"
     make_file(model_path)
     data = tmp_path / "x.npz"
     np.savez(data, X=np.ones((2, 3)))
-    assert main(["predict", str(model_path), str(data)]) == 2
+    assert main(["predict", TRUST, str(model_path), str(data)]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -110,7 +481,7 @@ def test_predict_with_a_truncated_model_file(small_digits, tmp_path, capsys):
     joblib.dump(make_pipeline(Cleaner(), LogisticRegression(max_iter=200)).fit(X, y), model_path)
     model_path.write_bytes(model_path.read_bytes()[:200])
     np.savez(tmp_path / "x.npz", X=X[:2])
-    assert main(["predict", str(model_path), str(tmp_path / "x.npz")]) == 2
+    assert main(["predict", TRUST, str(model_path), str(tmp_path / "x.npz")]) == 2
     assert "not a readable joblib model file" in capsys.readouterr().err
 
 
@@ -146,7 +517,7 @@ def test_predict_with_the_wrong_number_of_columns(small_digits, tmp_path, capsys
     model_path = tmp_path / "model.joblib"
     joblib.dump(make_pipeline(Cleaner(), LogisticRegression(max_iter=200)).fit(X, y), model_path)
     np.savez(tmp_path / "x.npz", X=X[:3, :10])
-    assert main(["predict", str(model_path), str(tmp_path / "x.npz")]) == 2
+    assert main(["predict", TRUST, str(model_path), str(tmp_path / "x.npz")]) == 2
     assert "has 10 feature columns but the model expects 64" in capsys.readouterr().err
 
 
@@ -188,7 +559,7 @@ def test_predict_with_an_unfitted_model(tmp_path, capsys):
     model_path = tmp_path / "model.joblib"
     joblib.dump(make_pipeline(Cleaner(), LogisticRegression()), model_path)
     np.savez(tmp_path / "x.npz", X=np.ones((2, 3)))
-    assert main(["predict", str(model_path), str(tmp_path / "x.npz")]) == 2
+    assert main(["predict", TRUST, str(model_path), str(tmp_path / "x.npz")]) == 2
     assert "unfitted Pipeline" in capsys.readouterr().err
 
 
@@ -264,7 +635,7 @@ def test_predict_with_a_csv_lacking_the_models_named_columns(tmp_path, capsys):
     joblib.dump(make_pipeline(Cleaner(), LogisticRegression()).fit(frame, [0, 1, 0, 1]), model_path)
     csv_path = tmp_path / "rows.csv"
     csv_path.write_text("height,depth\n1,2\n")
-    assert main(["predict", str(model_path), str(csv_path)]) == 2
+    assert main(["predict", TRUST, str(model_path), str(csv_path)]) == 2
     assert "lacks the model's column(s) ['width']" in capsys.readouterr().err
 
 
@@ -282,4 +653,3 @@ def test_pareto_front_marks_the_undominated_models():
         (False, False),  # 150/0.96 loses to 100/0.96; 500/0.95 to 100/0.96
         (True, True),    # the most accurate ones
     ]
-

@@ -97,7 +97,8 @@ def test_save_and_load_round_trip(fitted, digits_split, tmp_path):
     np.testing.assert_array_equal(loaded.classes_, np.arange(10))
     with zipfile.ZipFile(path) as archive:
         manifest = json.loads(archive.read("manifest.json"))
-    assert manifest["format_version"] == 1 and manifest["checksum"].startswith("sha256:")
+    assert manifest["format_version"] == 2 and manifest["checksum"].startswith("sha256:")
+    assert "signature" not in manifest
     assert manifest["skquant_version"] == skquant.__version__
 
 
@@ -147,7 +148,7 @@ def test_damaged_artifacts_are_refused(fitted, tmp_path, damage):
     data = open(path, "rb").read()
     if damage == "truncate":
         open(path, "wb").write(data[: len(data) // 2])
-        message = "not a readable zip|corrupt or truncated"
+        message = "truncated or corrupt artifact: the zip's end record is missing"
     elif damage == "tamper":
         with zipfile.ZipFile(path) as archive:
             entries = {name: archive.read(name) for name in archive.namelist()}
@@ -167,14 +168,14 @@ def test_damaged_artifacts_are_refused(fitted, tmp_path, damage):
         with zipfile.ZipFile(path, "w") as archive:
             for name, payload in entries.items():
                 archive.writestr(name, payload)
-        message = "format version 99; this skquant reads version 1"
+        message = "format version 99; this skquant reads version 2. Upgrade skquant"
     elif damage == "not_zip":
         open(path, "wb").write(b"print('hello')\n" * 10)
         message = "not a skquant artifact"
     else:
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("hello.txt", "hi")
-        message = "has no manifest.json"
+        message = "not a skquant artifact: it has no manifest.json"
     with pytest.raises(ArtifactError, match=message):
         load_quantized(path)
 
@@ -182,22 +183,79 @@ def test_damaged_artifacts_are_refused(fitted, tmp_path, damage):
 def test_object_arrays_are_never_loaded(tmp_path):
     # an index entry claiming an object dtype (which would need pickle) is
     # refused, even with a valid checksum
-    from skquant.runtime._artifact import _checksum
+    from skquant.runtime._artifact import _Digests, _body
+    from skquant.runtime._schema import canonical
 
     path = tmp_path / "evil.skq"
     blob = b"\x00" * 16
-    manifest = {"format": "skquant-quantized", "format_version": 1,
+    manifest = {"format": "skquant-quantized", "format_version": 2,
                 "arrays": {"classes": ["|O", [2], 0]}}
-    manifest["checksum"] = _checksum(manifest, blob)
+    digests = _Digests(_body(manifest), None)
+    digests.update(blob)
+    manifest["checksum"] = digests.checksum()
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("manifest.json", json.dumps(manifest))
+        archive.writestr("manifest.json", canonical(manifest))
         archive.writestr("arrays.bin", blob)
-    with pytest.raises(ArtifactError, match="forbidden dtype"):
+    with pytest.raises(ArtifactError, match=r"has the dtype '\|O', which artifacts never hold"):
         load_quantized(path)
     with pytest.raises(TypeError, match="numbers and strings only"):
         quantize_arrays = {"classes": np.array([{"a": 1}], dtype=object)}
         from skquant.runtime._artifact import write_artifact
         write_artifact(tmp_path / "x.skq", {}, quantize_arrays)
+
+
+def test_a_version_1_artifact_asks_for_a_re_export(fitted, tmp_path):
+    path = quantize(fitted["column", "pca"], dtype="int8").save(tmp_path / "m.skq")
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(entries["manifest.json"])
+    manifest["format_version"] = 1
+    entries["manifest.json"] = json.dumps(manifest, sort_keys=True).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, payload in entries.items():
+            archive.writestr(name, payload)
+    with pytest.raises(ArtifactError, match="format version 1, written by an older skquant"
+                                            ".*Re-export the model"):
+        load_quantized(path)
+
+
+def test_save_is_atomic_and_signs_with_a_key(fitted, digits_split, tmp_path, monkeypatch):
+    from skquant import _atomic
+
+    _, X_test, _, _ = digits_split
+    served = quantize(fitted["column", "pca"], dtype="int8")
+    key = b"a secret of thirty-two bytes...."
+    path = served.save(tmp_path / "m.skq", key=key)
+    assert isinstance(path, str)
+    np.testing.assert_array_equal(load_quantized(path, key=key).predict(X_test),
+                                  served.predict(X_test))
+    # without a key the signature is not checked, the checksum is
+    np.testing.assert_array_equal(load_quantized(path).predict(X_test),
+                                  served.predict(X_test))
+    with pytest.raises(ArtifactError, match="signature that does not match the key"):
+        load_quantized(path, key=b"another key")
+    unsigned = served.save(tmp_path / "u.skq")
+    with pytest.raises(ArtifactError, match="is not signed, and a key was given"):
+        load_quantized(unsigned, key=key)
+    with pytest.raises(TypeError, match="key must be bytes, not str"):
+        load_quantized(path, key="secret")
+    with pytest.raises(ValueError, match="key is empty"):
+        served.save(tmp_path / "e.skq", key=b"")
+    # the same model gives the same bytes (a fixed zip date, canonical JSON)
+    assert open(served.save(tmp_path / "again.skq"), "rb").read() == open(unsigned, "rb").read()
+    # a save that fails part-way leaves the previous file as it was
+    before = open(path, "rb").read()
+
+    def broken(handle_path, data, **kwargs):
+        with _atomic.atomic_write(handle_path, "wb") as handle:
+            handle.write(data[:100])
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_atomic, "write_bytes", broken)
+    with pytest.raises(KeyboardInterrupt):
+        served.save(path)
+    assert open(path, "rb").read() == before
+    assert sorted(os.listdir(tmp_path)) == ["again.skq", "m.skq", "u.skq"]
 
 
 def test_unsupported_steps_and_dtypes_are_refused(fitted):
@@ -219,6 +277,108 @@ def test_bad_input_at_predict_time(fitted):
         served.predict([["a"] * 64])
 
 
+def test_a_pipeline_beyond_float32_is_refused_at_export(digits_split):
+    # trained at 1e50: the float32 runtime could only give NaN from it
+    X_train, X_test, y_train, _ = digits_split
+    pipe = make_quant_pipeline("column", 8, random_state=0, classify__epochs=1).fit(
+        X_train[:300] * 1e50, y_train[:300])
+    for dtype in ("float32", "float16", "int8"):
+        with pytest.raises(ValueError, match=r"quantize cannot export this pipeline: its "
+                                             r"Cleaner holds values up to .*e\+5\d .*"
+                                             r"beyond float32's range"):
+            quantize(pipe, dtype=dtype)
+    # the classifier alone holds its input means (about 1e50) too
+    with pytest.raises(ValueError, match="its KerasMLPClassifier holds values up to"):
+        quantize(pipe[-1], dtype="float32")
+
+
+def test_float16_weights_beyond_its_range_are_refused(fitted):
+    pipe = fitted["column", "random"]
+    projection = pipe.named_steps["project"]
+    original = projection.components_
+    try:
+        projection.components_ = original * 1e6  # beyond float16's 65504
+        with pytest.raises(ValueError, match=r"'s1.components'\), beyond float16's range.*"
+                                             "float16 cannot store these weights: choose "
+                                             "dtype='float32' or 'int8'"):
+            quantize(pipe, dtype="float16")
+        quantize(pipe, dtype="int8")  # int8 scales stay within float32
+    finally:
+        projection.components_ = original
+
+
+def test_inputs_outside_the_exported_range_raise_instead_of_nan(fitted, digits_split):
+    from sklearn.pipeline import Pipeline
+
+    _, X_test, _, _ = digits_split
+    X = X_test[:20].copy()
+    served = quantize(fitted["column", "pca"], dtype="float32")
+    # beyond float32's range: refused (the pipeline computes in float32)
+    X[3, 5] = 1e39
+    with pytest.raises(ValueError, match=r"X holds 1e\+39 \(row 3, column 5\), beyond "
+                                         "float32's range.*mark the values missing"):
+        served.predict_proba(X)
+    # NaN and infinity: imputed by the Cleaner, finite probabilities
+    X[3, 5], X[4, 6], X[7, 1] = np.nan, np.inf, -np.inf
+    proba = served.predict_proba(X)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # without a Cleaner, NaN is an error, not a NaN probability
+    bare = quantize(Pipeline(fitted["tree", "tsvq"].steps[1:]), dtype="float32")
+    assert bare.steps == ["closeness", "mlp"]
+    width = bare.n_features_in_  # the Cleaner's kept columns
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(row 3, column 5\), "
+                                         "and this pipeline has no Cleaner"):
+        bare.predict(X[:, :width])
+    # finite float32 inputs whose squared distances overflow: a clear error
+    huge = X_test[:6, :width].astype(np.float32)
+    huge[2] = 1e20
+    for method in (bare.predict, bare.predict_proba):
+        with pytest.raises(ValueError, match=r"closeness step overflowed float32 on 1 of 6 "
+                                             r"row\(s\) \(the first: row 2\)"):
+            method(huge)
+    # the MLP's hidden layers are checked too (a ReLU would hide -inf)
+    from skquant import QuantizedPipeline
+
+    manifest = {"dtype": "float32", "n_features_in": 2, "steps": [
+        {"kind": "mlp", "prefix": "c.", "params": {"n_layers": 2}}]}
+    arrays = {"classes": np.array([0, 1]),
+              "c.input_mean": np.zeros(2, np.float32), "c.input_scale": np.ones(2, np.float32),
+              "c.weights0": np.full((1, 2), -10.0, np.float32), "c.bias0": np.zeros(1, np.float32),
+              "c.weights1": np.ones((2, 1), np.float32),
+              "c.bias1": np.array([0.0, 1.0], np.float32)}
+    classifier = QuantizedPipeline(manifest, arrays)
+    assert classifier.predict([[1.0, 2.0], [0.0, 0.0]]).tolist() == [1, 1]
+    with pytest.raises(ValueError, match=r"layer 0 of the classifier overflowed float32 on "
+                                         r"1 of 2 row\(s\) \(the first: row 1\)"):
+        classifier.predict_proba([[1.0, 2.0], [3e38, 3e38]])
+    assert classifier.predict(np.zeros((0, 2))).shape == (0,)
+
+
+def test_sparse_and_non_numeric_input_get_clear_messages(fitted, digits_split):
+    import scipy.sparse
+
+    _, X_test, _, _ = digits_split
+    served = quantize(fitted["column", "pca"])
+    for sparse in (scipy.sparse.csr_matrix(X_test[:3]), scipy.sparse.coo_array(X_test[:3])):
+        with pytest.raises(TypeError, match=r"X is a sparse matrix \(\w+\); the quantized "
+                                            r"runtime takes dense arrays: pass X.toarray\(\)"):
+            served.predict(sparse)
+    np.testing.assert_array_equal(
+        served.predict(scipy.sparse.csr_matrix(X_test[:3]).toarray()), served.predict(X_test[:3]))
+    with pytest.raises(ValueError, match="X must be numeric, but it holds complex128"):
+        served.predict(X_test[:2] + 1j)
+    with pytest.raises(ValueError, match="X must be a 2-D array of numbers"):
+        served.predict([[1.0] * 64, [1.0] * 63])
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X_test[:3])
+    frame[10] = ["a", "b", "c"]
+    with pytest.raises(ValueError, match=r"its column\(s\) \['10'\] hold non-numeric values"):
+        served.predict(frame)
+    frame[10] = pd.array([1, None, 3], dtype="Int64")  # a nullable column: NaN, imputed
+    assert served.predict(frame).shape == (3,)
+
+
 def test_cli_quantize_then_predict(fitted, digits_split, tmp_path, capsys):
     import joblib
 
@@ -229,7 +389,8 @@ def test_cli_quantize_then_predict(fitted, digits_split, tmp_path, capsys):
     model_path, artifact = tmp_path / "pipe.joblib", tmp_path / "pipe.skq"
     joblib.dump(pipe, model_path)
     np.savez(tmp_path / "check.npz", X=X_test, y=y_test)
-    assert main(["quantize", str(model_path), "--dtype", "int8", "-o", str(artifact),
+    assert main(["quantize", "--trust-pickle", str(model_path), "--dtype", "int8",
+                 "-o", str(artifact),
                  "--check", str(tmp_path / "check.npz")]) == 0
     printed = capsys.readouterr().out
     assert "int8" in printed and "accuracy on" in printed and "same prediction on" in printed
@@ -243,7 +404,10 @@ def test_cli_quantize_then_predict(fitted, digits_split, tmp_path, capsys):
     data = open(artifact, "rb").read()
     open(artifact, "wb").write(data[:200])
     assert main(["predict", str(artifact), str(tmp_path / "rows.npz")]) == 2
-    assert "skquant: error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # the message names the file and what is wrong with it, not just "error"
+    assert err.startswith(f"skquant: error: {artifact}"), err
+    assert "truncated or corrupt" in err and "artifact" in err and "joblib" not in err, err
 
 
 def test_grid_search_over_dtype_within_a_budget(digits_split):

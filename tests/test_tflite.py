@@ -43,15 +43,58 @@ def test_the_tflite_model_predicts_as_the_pipeline(digits_split, family, method,
     assert agreement >= 0.98
 
 
-def test_bad_dtype_and_unsupported_pipelines(digits_split, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_pipe(digits_split):
+    X_train, _, y_train, _ = digits_split
+    return make_quant_pipeline("column", 4, random_state=0, classify__epochs=1).fit(
+        X_train[:300], y_train[:300])
+
+
+def test_bad_dtype_and_unsupported_pipelines(digits_split, tiny_pipe, tmp_path):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
     X_train, _, y_train, _ = digits_split
-    pipe = make_quant_pipeline("column", 4, random_state=0, classify__epochs=1).fit(
-        X_train, y_train)
+    pipe = tiny_pipe
     with pytest.raises(ValueError, match="dtype must be one of"):
         export_tflite(pipe, tmp_path / "m.tflite", dtype="int4")
     other = make_pipeline(LogisticRegression(max_iter=20)).fit(X_train[:100], y_train[:100])
     with pytest.raises(TypeError, match="cannot export LogisticRegression"):
         export_tflite(other, tmp_path / "m.tflite")
+
+
+def _no_conversion(*args, **kwargs):
+    raise AssertionError("the conversion started before the output path was checked")
+
+
+@pytest.mark.parametrize(
+    "make, force, message",
+    [
+        (lambda d: (d / "old.tflite").write_bytes(b"previous") and d / "old.tflite", False,
+         "already exists; pass --force"),
+        (lambda d: d / "missing" / "m.tflite", True, "does not exist; create it first"),
+        (lambda d: d, True, "is a directory; give a file path"),
+    ],
+    ids=["exists-without-force", "missing-directory", "directory"],
+)
+def test_bad_output_paths_are_refused_before_the_conversion(
+        tiny_pipe, tmp_path, monkeypatch, make, force, message):
+    import skquant._tflite
+    from skquant._atomic import OutputError
+
+    monkeypatch.setattr(skquant._tflite, "_tensorflow", _no_conversion)
+    path = make(tmp_path)
+    with pytest.raises(OutputError, match=message):
+        export_tflite(tiny_pipe, path, dtype="float32", force=force)
+    if path.is_file():
+        assert path.read_bytes() == b"previous"
+
+
+def test_an_existing_file_is_replaced_atomically_by_default(digits_split, tiny_pipe, tmp_path):
+    _, X_test, _, _ = digits_split
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"previous")
+    assert export_tflite(tiny_pipe, path, dtype="float32") == str(path)  # as joblib.dump
+    np.testing.assert_allclose(run_tflite(path, X_test[:20]),
+                               tiny_pipe.predict_proba(X_test[:20]), atol=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]  # no temporary left

@@ -1,11 +1,18 @@
 """QuantizedPipeline: a fitted skquant pipeline as numpy arrays and steps."""
 
-import os
-
 import numpy as np
 
 from . import _artifact
-from ._steps import STEPS, restore
+from ._schema import ARTIFACT_KEYS, MAX_ARRAY_BYTES, ArtifactError, check_model, layout_of
+from ._steps import STEPS, NonFiniteError, check_finite, restore
+
+
+def _is_sparse(X):
+    """A scipy.sparse matrix or array (or pydata sparse), without importing scipy."""
+    module = type(X).__module__ or ""
+    densify = hasattr(X, "toarray") or hasattr(X, "todense")
+    return (module.startswith(("scipy.sparse", "sparse.")) and densify) or (
+        hasattr(X, "tocsr") and hasattr(X, "nnz"))
 
 
 class QuantizedPipeline:
@@ -23,6 +30,22 @@ class QuantizedPipeline:
         The JSON description of the steps (as in the artifact).
     arrays : dict of str to ndarray
         The steps' arrays, quantized as the manifest's ``dtype`` says.
+
+    Raises
+    ------
+    skquant.runtime.ArtifactError
+        If the manifest and arrays do not make a valid pipeline: they are
+        checked as an artifact's are (schema, dtypes, shapes chained from
+        step to step, finite weights, indices in range).
+
+    Notes
+    -----
+    The runtime computes in float32 and serves inputs within float32's
+    range: ``predict`` and ``predict_proba`` raise ``ValueError`` for finite
+    inputs beyond it, for NaN or infinity when the pipeline does not start
+    with a Cleaner, and for rows on which a step overflows float32, so that
+    no output is ever NaN. Sparse input raises ``TypeError``: pass
+    ``X.toarray()``.
 
     Attributes
     ----------
@@ -60,6 +83,18 @@ class QuantizedPipeline:
     """
 
     def __init__(self, manifest, arrays):
+        plan = check_model(manifest, layout_of(arrays), STEPS, allow=ARTIFACT_KEYS)
+        plan.check_values(arrays)
+        self._build(manifest, arrays, plan)
+
+    @classmethod
+    def _validated(cls, manifest, arrays, plan):
+        """One made from what :func:`~skquant.runtime._artifact.load` checked."""
+        pipeline = cls.__new__(cls)
+        pipeline._build(manifest, arrays, plan)
+        return pipeline
+
+    def _build(self, manifest, arrays, plan):
         self.manifest = manifest
         self.arrays = arrays
         self.dtype = manifest["dtype"]
@@ -68,29 +103,64 @@ class QuantizedPipeline:
         if "feature_names" in arrays:
             self.feature_names_in_ = arrays["feature_names"].astype(object)
         self.steps = [step["kind"] for step in manifest["steps"]]
-        self._run = []
-        for step in manifest["steps"]:
-            prefix = step["prefix"]
-            kind = STEPS.get(step["kind"])
-            if kind is None:
-                raise _artifact.ArtifactError(
-                    f"unknown step kind {step['kind']!r}: the artifact was written by a "
-                    "newer skquant. Upgrade skquant to read it."
-                )
+        # NaN and infinity are imputed only where the pipeline starts cleaning
+        self._cleans = self.steps[0] == "clean"
+        run = []
+        for step, params, prefix in plan.steps:
             try:
-                self._run.append(kind(step.get("params", {}),
-                                      lambda name, p=prefix: restore(arrays, p + name)))
-            except KeyError as exc:
-                raise _artifact.ArtifactError(
-                    f"the artifact lacks the array {exc.args[0]!r} its "
-                    f"{step['kind']!r} step needs."
-                ) from None
+                run.append(step(params, lambda name, dtype=np.float32, p=prefix:
+                                restore(arrays, p + name, dtype)))
+            except MemoryError:
+                raise
+            except Exception as exc:  # validated above: this would be a bug
+                raise ArtifactError(
+                    f"the {prefix!r} step could not be built ({type(exc).__name__}: "
+                    f"{exc}), although its arrays passed validation; please report "
+                    "this as a bug of skquant.") from None
+        self._run = run
 
     @property
     def nbytes(self):
         return int(sum(array.nbytes for array in self.arrays.values()))
 
+    def _as_float32(self, X):
+        if hasattr(X, "dtypes") and hasattr(X, "columns"):  # a DataFrame
+            text = [str(column) for column, dtype in zip(X.columns, X.dtypes)
+                    if getattr(dtype, "kind", "O") not in "biuf"]
+            if text:
+                raise ValueError(
+                    f"X must be numeric, but its column(s) {text[:5]} hold non-numeric "
+                    "values (text, categories, dates, objects): encode them as numbers "
+                    "before predicting.")
+            if hasattr(X, "to_numpy"):
+                X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        try:
+            values = np.asarray(X)
+            if values.dtype.kind == "O":
+                values = values.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"X must be a 2-D array of numbers ({exc}). Encode text columns as "
+                "numbers before predicting.") from None
+        if values.dtype.kind not in "biuf":
+            raise ValueError(
+                f"X must be numeric, but it holds {values.dtype} values. Encode text "
+                "columns as numbers before predicting.")
+        if values.ndim == 1:
+            raise ValueError(
+                "Expected a 2-D array, got a 1-D one. Reshape a single row with "
+                "X.reshape(1, -1).")
+        if values.ndim != 2 or values.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {values.shape[-1] if values.ndim else 0} features, but the model "
+                f"is expecting {self.n_features_in_} features as input.")
+        return values, values.astype(np.float32, copy=False)
+
     def _check(self, X):
+        if _is_sparse(X):
+            raise TypeError(
+                f"X is a sparse matrix ({type(X).__name__}); the quantized runtime takes "
+                "dense arrays: pass X.toarray().")
         if hasattr(X, "columns") and hasattr(self, "feature_names_in_"):
             names = [str(c) for c in X.columns]
             missing = [n for n in self.feature_names_in_ if n not in names]
@@ -98,28 +168,49 @@ class QuantizedPipeline:
                 raise ValueError(f"X lacks the column(s) {missing} the model was "
                                  "fitted on.")
             X = X[list(self.feature_names_in_)]
-        try:
-            X = np.asarray(X, dtype=np.float32)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"X must be numeric ({exc}). Encode text columns before predicting."
-            ) from None
-        if X.ndim == 1:
-            raise ValueError(
-                "Expected a 2-D array, got a 1-D one. Reshape a single row with "
-                "X.reshape(1, -1)."
-            )
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[-1] if X.ndim else 0} features, but the model is "
-                f"expecting {self.n_features_in_} features as input."
-            )
+        values, X = self._as_float32(X)
+        # one pass over the input: NaN propagates to the extremes
+        if X.size and not (np.isfinite(X.min()) and np.isfinite(X.max())):
+            if values.dtype.kind == "f" and values.dtype.itemsize > 4:
+                overflow = np.isinf(X) & np.isfinite(values)
+                if overflow.any():
+                    row, column = np.argwhere(overflow)[0]
+                    raise ValueError(
+                        f"X holds {values[row, column]:.3g} (row {row}, column {column}), "
+                        "beyond float32's range (about ±3.4e38): the quantized pipeline "
+                        "computes in float32, so it serves inputs within that range. "
+                        "Rescale such columns" + (", or mark the values missing (NaN) for "
+                                                  "its Cleaner to impute." if self._cleans
+                                                  else "."))
+            if not self._cleans:
+                row, column = np.argwhere(~np.isfinite(X))[0]
+                raise ValueError(
+                    f"X contains NaN or infinity (row {row}, column {column}), and this "
+                    "pipeline has no Cleaner to impute them: impute them before "
+                    "predicting, or put skquant.Cleaner first in the pipeline and "
+                    "quantize it again.")
         return X
 
     def _logits(self, X):
-        X = self._check(X)
-        for step in self._run:
-            X = step(X)
+        # overflow surfaces as non-finite values, checked (one pass each) on
+        # the input and after each step that can overflow: a clear error
+        # instead of numpy's warnings and NaN probabilities
+        with np.errstate(all="ignore"):
+            X = self._check(X)
+            try:
+                for kind, step in zip(self.steps, self._run):
+                    X = step(X)
+                    if step.OVERFLOWS:
+                        check_finite(X, f"{kind} step")
+            except NonFiniteError as exc:
+                bad = np.flatnonzero(~np.isfinite(exc.values).all(axis=1))
+                raise ValueError(
+                    f"The quantized pipeline's {exc.where} overflowed float32 on "
+                    f"{bad.size} of {exc.values.shape[0]} row(s) (the first: row "
+                    f"{bad[0]}): they lie outside the range it was exported for, which "
+                    "needs every step's values to stay finite in float32. Check those "
+                    "rows for extreme values; a Cleaner with clipping bounds keeps "
+                    "inputs in range.") from None
         return X
 
     def predict_proba(self, X):
@@ -172,49 +263,66 @@ class QuantizedPipeline:
         return float(np.mean(self.predict(X) == np.asarray(y)))
 
     def artifact_size(self):
-        """Bytes of the saved artifact (written to memory, not to disk).
+        """Bytes of the saved artifact (written to memory, not to disk; unsigned).
 
         Returns
         -------
         n_bytes : int
         """
-        import io
+        return len(_artifact.artifact_bytes(self.manifest, self.arrays))
 
-        buffer = io.BytesIO()
-        _artifact.write_artifact(buffer, self.manifest, self.arrays)
-        return buffer.tell()
-
-    def save(self, path):
+    def save(self, path, *, key=None):
         """Write the artifact: one file of arrays and a JSON manifest.
+
+        The file is written atomically (a temporary file beside ``path``,
+        then ``os.replace``): an interrupted save leaves any previous file
+        at ``path`` intact. An existing file is replaced.
 
         Parameters
         ----------
         path : str or path-like
             Where to write it (conventionally ``*.skq``).
+        key : bytes or None, default=None
+            A secret (32 random bytes, say) to sign the artifact with
+            (HMAC-SHA256), so that :func:`load_quantized` given the same key
+            can tell that the file is unchanged and comes from a holder of
+            the key. Without one, the file carries a checksum only, which
+            detects corruption but not tampering.
 
         Returns
         -------
         path : str
             The path written.
         """
-        _artifact.write_artifact(path, self.manifest, self.arrays)
-        return os.fspath(path)
+        return _artifact.write_artifact(path, self.manifest, self.arrays, key=key)
 
     def __repr__(self):
         return (f"QuantizedPipeline(steps={self.steps}, dtype={self.dtype!r}, "
                 f"n_features_in={self.n_features_in_}, n_classes={len(self.classes_)})")
 
 
-def load_quantized(path):
+def load_quantized(path, *, key=None, max_bytes=MAX_ARRAY_BYTES):
     """Read a :class:`QuantizedPipeline` saved with its ``save`` method.
 
     Reading runs no pickle: an artifact from an untrusted source cannot run
-    code. Only numpy is imported.
+    code. Everything is validated before the arrays are read (sizes, the
+    manifest's schema, the array index, the steps' shapes) or used (finite
+    weights, indices in range, tree structures); memory is bounded by the
+    declared array bytes. Only numpy is imported.
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, path-like or binary file object
         The artifact file.
+    key : bytes or None, default=None
+        The secret the artifact was signed with (``save(path, key=...)``).
+        Given, the file must carry a matching HMAC-SHA256 signature: an
+        unsigned, differently signed or changed file is refused. Without a
+        key the checksum is checked, which catches corruption and
+        truncation but not a deliberate edit.
+    max_bytes : int, default=512 MiB
+        The most array bytes to accept; a larger file is refused before
+        anything is read.
 
     Returns
     -------
@@ -223,8 +331,11 @@ def load_quantized(path):
     Raises
     ------
     skquant.runtime.ArtifactError
-        For a file that is not an artifact, is corrupt, truncated or
-        tampered with, or has an unknown format version.
+        For any file that is not a valid artifact: not a zip, truncated,
+        corrupt, malformed, unsigned or wrongly signed when a key is given,
+        or of another format version (version 1: re-export the model).
+    OSError
+        If the file cannot be opened.
 
     Examples
     --------
@@ -235,10 +346,15 @@ def load_quantized(path):
     >>> pipe = skquant.make_quant_pipeline("column", 16, random_state=0,
     ...                                    classify__epochs=3).fit(X, y)
     >>> path = os.path.join(tempfile.mkdtemp(), "digits.skq")
-    >>> _ = skquant.quantize(pipe, dtype="int8").save(path)
-    >>> served = skquant.load_quantized(path)
+    >>> key = b"a secret of thirty-two bytes...."
+    >>> _ = skquant.quantize(pipe, dtype="int8").save(path, key=key)
+    >>> served = skquant.load_quantized(path, key=key)
     >>> served.predict(X[:3]).shape
     (3,)
+    >>> skquant.load_quantized(path, key=b"another key")
+    Traceback (most recent call last):
+    ...
+    skquant.runtime.ArtifactError: ...signature that does not match the key...
     """
-    manifest, arrays = _artifact.read_artifact(path)
-    return QuantizedPipeline(manifest, arrays)
+    manifest, arrays, plan = _artifact.load(path, key=key, max_bytes=max_bytes)
+    return QuantizedPipeline._validated(manifest, arrays, plan)
