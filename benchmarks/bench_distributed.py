@@ -26,7 +26,7 @@ from sklearn.model_selection import GridSearchCV
 
 from skquant import make_quant_pipeline, projection_grid
 from skquant.distributed import dask_backend
-from skquant.neural._keras import load_keras
+from skquant.neural._backend import load_keras
 
 from _common import best_time, machine
 
@@ -42,7 +42,7 @@ def make_search(epochs):
 def _warm_worker():
     # TensorFlow's import takes seconds per process; it is a one-off cost of
     # a worker, not of a search, so it is paid before the clock starts
-    from skquant.neural._keras import load_keras as load, tensorflow_thread_cap
+    from skquant.neural._backend import load_keras as load, tensorflow_thread_cap
 
     load()
     return tensorflow_thread_cap()

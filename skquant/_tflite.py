@@ -15,7 +15,7 @@ from ._export import _DTYPES, quantize
 
 
 def _tensorflow():
-    from .neural._keras import _quiet_stderr, load_keras
+    from .neural._backend import _quiet_stderr, load_keras
 
     load_keras()  # imports TensorFlow once, quietly
     with _quiet_stderr():
@@ -209,7 +209,7 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None, *, force=Tru
         converter.target_spec.supported_types = [tf.float16]
     elif dtype == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic range
-    from .neural._keras import _quiet_stderr
+    from .neural._backend import _quiet_stderr
 
     with _quiet_stderr():
         model = converter.convert()

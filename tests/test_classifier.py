@@ -1,5 +1,6 @@
 """KerasMLPClassifier: tags, labels, probabilities, determinism, persistence."""
 
+import hashlib
 import io
 import os
 import subprocess
@@ -95,11 +96,55 @@ def test_string_labels(iris):
     assert set(clf.predict(X)) <= set(clf.classes_)
 
 
-def test_same_random_state_same_predictions(iris):
+def _weights_digest(clf):
+    return hashlib.sha256(b"".join(
+        np.ascontiguousarray(w).tobytes() for w in clf.coefs_ + clf.intercepts_
+    )).hexdigest()
+
+
+DIGEST_SCRIPT = (
+    "import hashlib, numpy as np\n"
+    "from sklearn.datasets import load_iris\n"
+    "from skquant import KerasMLPClassifier\n"
+    "X, y = load_iris(return_X_y=True)\n"
+    "clf = KerasMLPClassifier(**{params!r}).fit(X, y)\n"
+    "print(hashlib.sha256(b''.join(np.ascontiguousarray(w).tobytes()\n"
+    "      for w in clf.coefs_ + clf.intercepts_)).hexdigest())\n"
+)
+
+
+def test_same_random_state_same_network_in_one_process(iris):
     X, y = iris
-    a = KerasMLPClassifier(**FAST).fit(X, y).predict_proba(X)
-    b = KerasMLPClassifier(**FAST).fit(X, y).predict_proba(X)
-    np.testing.assert_array_equal(a, b)
+    a = KerasMLPClassifier(**FAST).fit(X, y)
+    b = KerasMLPClassifier(**FAST).fit(X, y)  # reuses a's compiled loop
+    assert _weights_digest(a) == _weights_digest(b)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    # the seed matters: another one gives another network
+    other = KerasMLPClassifier(**{**FAST, "random_state": 1}).fit(X, y)
+    assert _weights_digest(other) != _weights_digest(a)
+
+
+def test_same_random_state_same_network_in_fresh_processes(iris, tmp_path):
+    X, y = iris
+    script = DIGEST_SCRIPT.format(params=FAST)
+    # TensorFlow's own log level unset: skquant keeps its start-up lines quiet
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    # two fresh interpreters at once: each traces its own training loop
+    runs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+            for _ in range(2)]
+    results = []
+    try:
+        for run in runs:
+            results.append(run.communicate(timeout=300))
+    finally:
+        for run in runs:
+            run.kill()
+    for run, (out, err) in zip(runs, results):
+        assert run.returncode == 0, err
+        assert err.strip() == ""  # no TensorFlow log lines on the terminal
+    here = _weights_digest(KerasMLPClassifier(**FAST).fit(X, y))
+    assert [out.strip() for out, _ in results] == [here, here]
 
 
 def test_early_stopping_stops_and_keeps_best(iris, monkeypatch):
@@ -109,7 +154,7 @@ def test_early_stopping_stops_and_keeps_best(iris, monkeypatch):
 
     def spy(self, *args):  # the rows early stopping validates on
         result = split(self, *args)
-        held_out["X"], held_out["y"] = result[2]["validation_data"][:2]
+        held_out["X"], held_out["y"] = result[1][:2]
         return result
 
     monkeypatch.setattr(KerasMLPClassifier, "_early_stopping_split", spy)
@@ -140,6 +185,41 @@ def test_sample_weight_changes_the_fit(iris):
     assert not np.allclose(a, b)
 
 
+def test_zero_weights_act_like_dropped_rows(iris):
+    X, y = iris
+    rng = np.random.RandomState(0)
+    dropped = rng.rand(len(y)) < 0.3
+    weights = np.where(dropped, 0.0, rng.uniform(0.5, 2.0, len(y)))
+    weighted = KerasMLPClassifier(**FAST).fit(X, y, sample_weight=weights)
+    # rows of weight zero have no influence: any features and labels there
+    # give the same network, bit for bit ...
+    X_changed, y_changed = X.copy(), y.copy()
+    X_changed[dropped] = rng.normal(scale=100.0, size=(dropped.sum(), X.shape[1]))
+    y_changed[dropped] = (y[dropped] + 1) % 3
+    changed = KerasMLPClassifier(**FAST).fit(X_changed, y_changed, sample_weight=weights)
+    assert _weights_digest(changed) == _weights_digest(weighted)
+    # ... that of a fit without those rows
+    without = KerasMLPClassifier(**FAST).fit(X[~dropped], y[~dropped],
+                                             sample_weight=weights[~dropped])
+    assert _weights_digest(without) == _weights_digest(weighted)
+    np.testing.assert_array_equal(without.input_mean_, weighted.input_mean_)
+
+
+def test_sample_weight_weighs_the_loss_as_keras_does(iris):
+    X, y = iris
+    weights = np.random.RandomState(0).uniform(0.1, 3.0, len(y))
+    # one batch of every row, no dropout, a step too small to move the
+    # weights: the first epoch's loss is the initial network's loss
+    clf = KerasMLPClassifier(epochs=1, batch_size=len(y), dropout=0.0, learning_rate=1e-12,
+                             random_state=0).fit(X, y, sample_weight=weights)
+    log_proba = clf.predict_log_proba(X)
+    losses = -log_proba[np.arange(len(y)), y]
+    # Keras's "sum_over_batch_size": weighted losses summed over the rows'
+    # number, not over the weights' sum
+    assert clf.loss_curve_[0] == pytest.approx(np.sum(weights * losses) / len(y), rel=1e-5)
+    assert clf.loss_curve_[0] != pytest.approx(np.average(losses, weights=weights), rel=1e-3)
+
+
 def test_clone_and_joblib_round_trip(iris):
     X, y = iris
     clf = KerasMLPClassifier(**FAST).fit(X, y)
@@ -149,6 +229,17 @@ def test_clone_and_joblib_round_trip(iris):
     buffer.seek(0)
     loaded = joblib.load(buffer)
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+def test_partial_fit_after_loading_continues_the_same_training(iris):
+    X, y = iris
+    buffer = io.BytesIO()
+    joblib.dump(KerasMLPClassifier(**{**FAST, "epochs": 2}).fit(X, y), buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer).partial_fit(X, y)
+    # weights, Adam's state and dropout's seeds all travelled
+    assert _weights_digest(loaded) == _weights_digest(
+        KerasMLPClassifier(**{**FAST, "epochs": 3}).fit(X, y))
 
 
 def test_pickling_leaves_the_fitted_model_in_place(iris):
@@ -223,19 +314,99 @@ def test_predictions_of_a_row_do_not_depend_on_the_batch(iris):
     assert (clf.predict(X[:1]) == clf.predict(X)[:1]).all()
 
 
-def test_tensorflow_logs_stay_off_the_terminal(tmp_path):
-    script = (
-        "import numpy as np\n"
-        "from skquant import KerasMLPClassifier\n"
-        "X = np.random.RandomState(0).normal(size=(40, 3)); y = np.arange(40) % 2\n"
-        "KerasMLPClassifier(epochs=2, random_state=0).fit(X, y).predict(X)\n"
-        "print('done')\n"
+def test_partial_fit_continues_fit_with_the_optimizer_state(iris):
+    X, y = iris
+    fitted = KerasMLPClassifier(**{**FAST, "epochs": 2}).fit(X, y)
+    fitted.partial_fit(X, y)
+    # Adam's step count and moments, and the dropout seeds, carried on: the
+    # same network as three epochs of fit
+    three = KerasMLPClassifier(**{**FAST, "epochs": 3}).fit(X, y)
+    assert _weights_digest(fitted) == _weights_digest(three)
+    assert fitted.n_iter_ == 3 and fitted.loss_curve_ == three.loss_curve_
+    steps = 3 * -(-len(y) // FAST["batch_size"])
+    assert int(fitted.model_.model_.optimizer.iterations.numpy()) == steps
+    # and partial_fit alone runs fit's epochs
+    streamed = KerasMLPClassifier(**{**FAST, "epochs": 3})
+    for _ in range(3):
+        streamed.partial_fit(X, y, classes=np.unique(y))
+    assert _weights_digest(streamed) == _weights_digest(three)
+
+
+def test_fits_of_one_shape_share_one_compiled_loop(iris):
+    from skquant.neural import _training
+
+    X, y = iris
+    params = {**FAST, "hidden_layer_sizes": (7,), "batch_size": 13}
+    first = KerasMLPClassifier(**params).fit(X, y)
+    key = first._training_key(n_classes=3)
+    (workspace,) = _training._WORKSPACES[key]
+    # other rows, counts, seeds, learning rates and streams: no new trace
+    KerasMLPClassifier(**{**params, "random_state": 3, "learning_rate": 0.1}).fit(X[:90], y[:90])
+    stream = KerasMLPClassifier(**params)
+    stream.partial_fit(X[::2], y[::2], classes=[0, 1, 2])
+    stream.partial_fit(X[1::2], y[1::2])
+    assert _training._WORKSPACES[key] == [workspace]
+    assert workspace.train.experimental_get_tracing_count() == 1
+    # a fit while that loop is busy (another thread's, say) traces its own,
+    # and trains the same network
+    with _training._training_workspace(key) as busy:
+        assert busy is workspace
+        second = KerasMLPClassifier(**params).fit(X, y)
+    assert len(_training._WORKSPACES[key]) == 2
+    assert _weights_digest(second) == _weights_digest(first)
+
+
+def test_verbose_prints_each_epoch(iris, capsys):
+    X, y = iris
+    clf = KerasMLPClassifier(**{**FAST, "epochs": 3, "verbose": 1}).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"Iteration {i + 1}, loss = {loss:.8f}"
+                     for i, loss in enumerate(clf.loss_curve_)]
+    # and the network is that of a quiet fit
+    assert _weights_digest(clf) == _weights_digest(
+        KerasMLPClassifier(**{**FAST, "epochs": 3}).fit(X, y))
+    KerasMLPClassifier(**{**FAST, "epochs": 2, "verbose": 1, "early_stopping": True}).fit(X, y)
+    assert "validation loss = " in capsys.readouterr().out
+
+
+def test_bad_sample_weight_is_refused_before_training(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        KerasMLPClassifier(epochs=1).fit(X, y, sample_weight=np.where(y == 0, -1.0, 1.0))
+    with pytest.raises(ValueError, match="at least one non-zero"):
+        KerasMLPClassifier(epochs=1).fit(X, y, sample_weight=np.zeros(len(y)))
+
+
+def test_diverging_training_is_an_error(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match="diverged.*Lower learning_rate"):
+        KerasMLPClassifier(epochs=2, learning_rate=1e38, random_state=0).fit(X, y)
+
+
+def test_accuracy_on_digits_matches_the_keras_fit_path():
+    """The compiled loop learns as well as Keras's own fit did (through scikeras)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from skquant.neural._backend import _build_mlp, load_keras
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0
     )
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "done"
-    assert result.stderr.strip() == ""
+    mean, scale = X_train.mean(axis=0), X_train.std(axis=0)
+    scale[scale == 0] = 1.0
+    X_train, X_test = (X_train - mean) / scale, (X_test - mean) / scale
+    epochs, seeds = 5, range(3)
+    ours = [KerasMLPClassifier(epochs=epochs, random_state=seed).fit(X_train, y_train)
+            .score(X_test, y_test) for seed in seeds]
+    # the previous path: scikeras's KerasClassifier.fit, i.e. Keras's Model.fit
+    keras_fit = []
+    for seed in seeds:
+        wrapper = load_keras()["KerasClassifier"](
+            model=_build_mlp, model__hidden_layer_sizes=(64,), model__dropout=0.2,
+            model__learning_rate=0.002, model__seed=seed, epochs=epochs, batch_size=32,
+            random_state=seed, verbose=0,
+        ).fit(X_train.astype(np.float32), y_train)
+        keras_fit.append(wrapper.score(X_test.astype(np.float32), y_test))
+    assert abs(np.mean(ours) - np.mean(keras_fit)) <= 0.01, (ours, keras_fit)

@@ -57,7 +57,7 @@ def test_fitting_the_classifier_loads_tensorflow(tmp_path):
 
 def test_tensorflow_threads_follow_the_environment(tmp_path):
     code = (
-        "from skquant.neural._keras import load_keras\n"
+        "from skquant.neural._backend import load_keras\n"
         "load_keras()\n"
         "import tensorflow as tf\n"
         "print(tf.config.threading.get_intra_op_parallelism_threads())\n"
@@ -82,7 +82,7 @@ def test_tensorflow_threads_follow_the_environment(tmp_path):
 def test_a_bad_thread_count_is_refused(monkeypatch):
     import pytest
 
-    from skquant.neural._keras import tensorflow_thread_cap
+    from skquant.neural._backend import tensorflow_thread_cap
 
     monkeypatch.setenv("SKQUANT_TF_THREADS", "many")
     with pytest.raises(ValueError, match="SKQUANT_TF_THREADS='many' is not a positive integer"):

@@ -1,17 +1,12 @@
-"""KerasMLPClassifier: the one module that imports Keras and TensorFlow.
+"""KerasMLPClassifier: a small Keras network as a scikit-learn classifier.
 
 Importing this module is cheap; Keras, TensorFlow and scikeras are imported
 on the first fit (or on first access to ``model_`` of an unpickled model)
-through :func:`load_keras`, with TensorFlow's start-up log lines kept off
-the terminal.
+through :func:`load_keras` (``_backend.py``), and the network is trained by
+the compiled loop of ``_training.py``.
 """
 
-import contextlib
-import multiprocessing
-import os
 import pickle
-import sys
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -27,153 +22,38 @@ from sklearn.utils.validation import (
 )
 
 from .._validation import forget_fit, validate_numeric
+from ._backend import _build_mlp, load_keras
+from ._training import _seed_states, _train_network
 
-_BACKEND = {}
 # seeds stay below 2**31, with room for one per layer
 _SEED_LIMIT = 2**31 - 1024
 # what shapes the network, fixed once it is built
 _NETWORK_PARAMS = ("hidden_layer_sizes", "dropout", "learning_rate", "standardize")
 
 
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Send file descriptor 2 to /dev/null (TensorFlow's C++ logs bypass Python)."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to silence
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def tensorflow_thread_cap():
-    """How many threads TensorFlow may use in this process (None: its default).
-
-    ``SKQUANT_TF_THREADS`` sets it; otherwise, in a Dask worker process, the
-    worker's thread count, so that several worker processes on one machine
-    do not each start a thread per core.
-
-    Returns
-    -------
-    threads : int or None
-        The cap, or None to leave TensorFlow's default (one per core).
-    """
-    text = os.environ.get("SKQUANT_TF_THREADS", "").strip()
-    if text:
-        if not text.isdigit() or int(text) < 1:
-            raise ValueError(
-                f"SKQUANT_TF_THREADS={text!r} is not a positive integer; set it "
-                "to the number of threads TensorFlow may use, or unset it."
-            )
-        return int(text)
-    # A Dask worker process has imported distributed; nothing else needs to.
-    # (A worker running as a thread of the main process shares it with the
-    # user's own work, so it sets no cap.)
-    distributed = sys.modules.get("distributed")
-    if distributed is not None and multiprocessing.parent_process() is not None:
-        try:
-            worker = distributed.get_worker()
-        except ValueError:
-            # outside a task (for example in client.run): the process's
-            # worker, if it has exactly one
-            workers = list(getattr(distributed.Worker, "_instances", ()))
-            if len(workers) != 1:
-                return None
-            worker = workers[0]
-        return int(worker.state.nthreads)
-    return None
-
-
-def load_keras():
-    """Import Keras (TensorFlow backend) and scikeras once, quietly.
-
-    TensorFlow's thread pools are sized by :func:`tensorflow_thread_cap`.
-
-    Returns
-    -------
-    backend : dict
-        ``{"keras": module, "KerasClassifier": class, "BaseWrapper": class,
-        "tensorflow_random_state": context manager}``.
-    """
-    if not _BACKEND:
-        threads = tensorflow_thread_cap()
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        with _quiet_stderr():
-            import keras
-            import tensorflow
-            from scikeras.utils.random_state import tensorflow_random_state
-            from scikeras.wrappers import BaseWrapper, KerasClassifier
-
-            tensorflow.get_logger().setLevel("ERROR")
-            if threads is not None:
-                # must precede TensorFlow's first operation, which fixes the pools
-                try:
-                    tensorflow.config.threading.set_intra_op_parallelism_threads(threads)
-                    tensorflow.config.threading.set_inter_op_parallelism_threads(threads)
-                except RuntimeError:
-                    capped = False
-                else:
-                    capped = True
-            # the first device query prints CUDA probing errors on CPU hosts
-            tensorflow.config.list_physical_devices()
-        if threads is not None and not capped:
-            warnings.warn(
-                f"TensorFlow was already running when skquant loaded it, so its "
-                f"threads could not be capped at {threads}; load skquant's "
-                "classifier before using TensorFlow directly.",
-                RuntimeWarning, stacklevel=2,
-            )
-        _BACKEND.update(
-            keras=keras,
-            KerasClassifier=KerasClassifier,
-            BaseWrapper=BaseWrapper,
-            tensorflow_random_state=tensorflow_random_state,
-        )
-    return _BACKEND
-
-
 def _standardize(X, mean, scale, dtype):
     return ((X - mean) / scale).astype(dtype)
 
 
-def _build_mlp(meta, hidden_layer_sizes, dropout, learning_rate, seed):
-    """Dense(relu) [-> Dropout] ... -> Dense(softmax), compiled with Adam.
+def _weighted_rows(X, y, sample_weight):
+    """The rows of positive weight, and their weights as float32 (ones for None).
 
-    Every random layer gets its own seed from ``seed``: left unseeded, Keras
-    draws one from Python's process-wide ``random`` module, which other
-    threads (a Dask worker's, for one) also draw from, so that the same
-    fit could give different networks.
+    Rows of weight zero are dropped, so that they count exactly as rows that
+    were never passed: they shape neither the batches nor the input
+    standardization.
     """
-    keras = load_keras()["keras"]
-    seeds = iter(range(seed, seed + 2 * len(hidden_layer_sizes) + 1))
-    layers = [keras.Input(shape=(meta["n_features_in_"],))]
-    for units in hidden_layer_sizes:
-        layers.append(keras.layers.Dense(
-            units, activation="relu",
-            kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
-        ))
-        seed_dropout = next(seeds)
-        if dropout > 0:
-            layers.append(keras.layers.Dropout(dropout, seed=seed_dropout))
-    layers.append(keras.layers.Dense(
-        meta["n_classes_"], activation="softmax",
-        kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
-    ))
-    model = keras.Sequential(layers)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
+    weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+    kept = weights > 0
+    if not kept.all():
+        X, y, weights = X[kept], y[kept], weights[kept]
+    return X, y, weights.astype(np.float32)
+
+
+def _dense_weights(network):
+    """Kernels and biases of a network's Dense layers, input layer first."""
+    dense = [layer for layer in network.layers if layer.get_weights()]
+    return ([layer.get_weights()[0] for layer in dense],
+            [layer.get_weights()[1] for layer in dense])
 
 
 class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
@@ -218,7 +98,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         Seeds weight initialisation, dropout, shuffling and the early-stopping
         split. The same integer gives the same predictions.
     verbose : int, default=0
-        Keras's training verbosity.
+        When positive, print the training loss after each epoch (and the
+        validation loss, with early stopping), as scikit-learn's
+        MLPClassifier does.
 
     Attributes
     ----------
@@ -252,6 +134,48 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     --------
     sklearn.neural_network.MLPClassifier : the same network in scikit-learn.
     scikeras.wrappers.KerasClassifier : the generic wrapper used underneath.
+
+    Notes
+    -----
+    skquant trains the network itself instead of calling scikeras's ``fit``
+    (which calls Keras's ``Model.fit``). For a network this small, Keras's
+    fit loop costs more than its arithmetic: it runs Python for every batch
+    (callbacks, progress, its data adapter), and traces a new training
+    function for every new model, so that a grid search paid the tracing
+    once per candidate and fold. On digits (1,347 rows, 30 epochs of batch
+    32, a 2-core machine) that loop took 5.3 s per fit; skquant's takes
+    0.6-0.7 s, below scikit-learn's ``MLPClassifier((64,))`` in the same
+    run (``benchmarks/bench_classifier.py``). What skquant does instead:
+
+    - The scikeras wrapper is initialized without fitting
+      (``BaseWrapper.initialize``), which builds the Keras model; the
+      network, its Adam optimizer and its loss are Keras's, and ``model_``
+      is an ordinary scikeras ``KerasClassifier``.
+    - All epochs and batches run inside one compiled TensorFlow function
+      (``tf.function``): each epoch shuffles the rows in the graph, seeded by
+      ``random_state`` and the epoch's number; each batch calls the Keras
+      model under ``tf.GradientTape``, computes Keras's compiled loss
+      (``Model.compute_loss``: the weighted losses summed over the batch
+      size, as in Keras) and steps Keras's Adam.
+    - That function is traced once per process for each shape (input
+      width, hidden layers, classes, dropout, batch size), on a template
+      network of that shape. Each fit copies its network's initial weights,
+      dropout seed states and optimizer state into the template, and the
+      trained state back; later fits of a shape, such as a grid search's,
+      skip TensorFlow's tracing and graph optimization.
+    - Early stopping and ``verbose`` run the same function an epoch at a
+      time, checking the validation loss between epochs with Keras's
+      ``EarlyStopping(restore_best_weights=True)`` rule.
+
+    The trained state ends in the Keras model (``model_.model_``): its
+    weights and its optimizer's moments, so it can be used or trained
+    further with Keras (Keras's saving keeps no dropout seed state, so
+    skquant's pickling does). Rows of ``sample_weight`` zero are dropped
+    before training, as if they had not been passed. On a CPU the same
+    integer ``random_state`` gives the same weights bit for bit, in any
+    process. On a GPU some TensorFlow kernels are deterministic only under
+    ``tf.config.experimental.enable_op_determinism()``, a process-wide
+    setting that skquant leaves to the user.
 
     Examples
     --------
@@ -325,7 +249,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
             Class labels of any type (strings, ints, ...); at least two classes.
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-row weights of the loss.
+            Non-negative per-row weights of the loss (Keras's weighting:
+            each batch's weighted losses summed over its size). Rows of
+            weight zero are dropped, as if they had not been passed.
 
         Returns
         -------
@@ -346,67 +272,74 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             )
         X, y = validate_numeric(self, X, y, reset=True, ensure_min_samples=2)
         check_classification_targets(y)
+        n_rows = X.shape[0]
+        X, y, weights = _weighted_rows(X, y, sample_weight)
         encoder = LabelEncoder().fit(y)
         if len(encoder.classes_) < 2:
+            where = ("y; it holds" if X.shape[0] == n_rows
+                     else "the rows of positive sample_weight; they hold")
             raise ValueError(
-                f"KerasMLPClassifier needs at least two classes in y; it holds "
-                f"only {encoder.classes_.tolist()}."
+                f"KerasMLPClassifier needs at least two classes in {where} only "
+                f"{encoder.classes_.tolist()}."
             )
-        y_encoded = encoder.transform(y)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+        y_encoded = encoder.transform(y).astype(np.int32)
 
         mean, scale = self._input_statistics(X)
         inputs = _standardize(X, mean, scale, np.float32)
 
         rng = check_random_state(self.random_state)
-        # Always pass a seed: once scikeras has switched on TensorFlow's op
-        # determinism (it does for any seeded fit), unseeded random ops fail.
         # With random_state=None the seed comes from numpy's global state.
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        fit_kwargs = {}
+        rows, validation = (inputs, y_encoded, weights), None
         if self.early_stopping:
-            inputs, y_encoded, fit_kwargs, sample_weight = self._early_stopping_split(
-                inputs, y_encoded, sample_weight, rng
-            )
+            rows, validation = self._early_stopping_split(inputs, y_encoded, weights, rng)
         backend = load_keras()  # only now: every check above is cheap
-        callbacks = None
-        if self.early_stopping:
-            callbacks = [
-                backend["keras"].callbacks.EarlyStopping(
-                    monitor="val_loss",
-                    patience=self.n_iter_no_change,
-                    restore_best_weights=True,
-                )
-            ]
+        n_classes = len(encoder.classes_)
+        wrapper = self._new_wrapper(backend, rows, n_classes, hidden, seed % _SEED_LIMIT)
+        losses, validation_losses = _train_network(
+            wrapper.model_, self._training_key(n_classes), rows, seed, 0, self.epochs,
+            validation=validation, patience=self.n_iter_no_change, verbose=self.verbose,
+        )
+
+        # fitted state is set only once training has succeeded
+        self.classes_ = encoder.classes_
+        self.input_mean_, self.input_scale_ = mean, scale
+        self.coefs_, self.intercepts_ = _dense_weights(wrapper.model_)
+        self.loss_curve_ = losses
+        self.validation_loss_curve_ = validation_losses
+        self.n_iter_ = len(losses)
+        self._model = wrapper
+        self.__dict__.pop("_model_blob", None)
+        self.__dict__.pop("_seed_states", None)
+        self._shuffle_seed = seed  # partial_fit's epochs continue fit's
+        self._network_params = {name: getattr(self, name) for name in _NETWORK_PARAMS}
+        return self
+
+    def _new_wrapper(self, backend, rows, n_classes, hidden, seed):
+        """The scikeras wrapper, initialized (its network built) without fitting."""
         wrapper = backend["KerasClassifier"](
             model=_build_mlp,
             model__hidden_layer_sizes=hidden,
             model__dropout=float(self.dropout),
             model__learning_rate=float(self.learning_rate),
-            model__seed=seed % _SEED_LIMIT,
+            model__seed=seed,
             epochs=self.epochs,
             batch_size=self.batch_size,
-            callbacks=callbacks,
             random_state=seed,
             verbose=self.verbose,
         )
-        wrapper.fit(inputs, y_encoded, sample_weight=sample_weight, **fit_kwargs)
+        # build for every class, not only those of these rows
+        wrapper.classes_ = np.arange(n_classes)
+        # (BaseWrapper's initialize: KerasClassifier's resets classes_)
+        backend["BaseWrapper"].initialize(wrapper, rows[0], rows[1])
+        return wrapper
 
-        # fitted state is set only once training has succeeded
-        dense = [layer for layer in wrapper.model_.layers if layer.get_weights()]
-        self.classes_ = encoder.classes_
-        self.input_mean_, self.input_scale_ = mean, scale
-        self.coefs_ = [layer.get_weights()[0] for layer in dense]
-        self.intercepts_ = [layer.get_weights()[1] for layer in dense]
-        self.loss_curve_ = [float(v) for v in wrapper.history_["loss"]]
-        self.validation_loss_curve_ = [float(v) for v in wrapper.history_.get("val_loss", [])]
-        self.n_iter_ = len(self.loss_curve_)
-        self._model = wrapper
-        self.__dict__.pop("_model_blob", None)
-        self.__dict__.pop("_stream_rng", None)
-        self._network_params = {name: getattr(self, name) for name in _NETWORK_PARAMS}
-        return self
+    def _training_key(self, n_classes):
+        """What the compiled training loop depends on (see _TrainingWorkspace)."""
+        return (
+            self.n_features_in_, self._hidden_sizes(), n_classes, float(self.dropout),
+            int(self.batch_size), load_keras()["keras"].config.floatx(),
+        )
 
     def _input_statistics(self, X):
         """Mean and scale of each input column (0 and 1 when not standardizing)."""
@@ -416,6 +349,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         return X.mean(axis=0, dtype=np.float64), np.where(scale > 0, scale, 1.0)
 
     def _early_stopping_split(self, X, y, sample_weight, rng):
+        """Training and held-out rows, each as (inputs, labels, weights)."""
         n_classes = int(y.max()) + 1
         n_validation = int(np.ceil(self.validation_fraction * X.shape[0]))
         if n_validation >= X.shape[0]:
@@ -433,11 +367,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             np.arange(X.shape[0]), test_size=n_validation,
             stratify=y if can_stratify else None, random_state=rng,
         )
-        validation = (X[val], y[val])
-        if sample_weight is not None:
-            validation = validation + (sample_weight[val].astype(np.float32),)
-            sample_weight = sample_weight[train]
-        return X[train], y[train], {"validation_data": validation}, sample_weight
+        return (
+            (X[train], y[train], sample_weight[train]),
+            (X[val], y[val], sample_weight[val]),
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -446,9 +379,14 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         The first call builds the network and learns the input
         standardization from its chunk; later calls (also after ``fit``)
         continue training the same weights, with the optimizer's state.
-        Rows are shuffled within the chunk; each call draws a fresh seed
-        from ``random_state``, so that the same chunks in the same order
-        give the same network.
+        The epoch runs in the compiled training loop that ``fit`` uses (see
+        Notes of the class), with the same seeds: rows are shuffled within
+        the chunk, seeded by ``random_state`` and the epoch's number
+        (``n_iter_``), so that the same chunks in the same order give the
+        same network. With an integer ``random_state``, fitting ``k`` epochs
+        and calling ``partial_fit`` on the same rows gives the network of
+        ``k + 1`` epochs, and ``k`` calls on an unfitted classifier that of
+        ``fit`` with ``epochs=k``.
 
         Parameters
         ----------
@@ -461,7 +399,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             call (a chunk need not hold every class); optional afterwards,
             when it must equal ``classes_``.
         sample_weight : array-like of shape (n_samples,), default=None
-            Per-row weights of the loss.
+            Non-negative per-row weights of the loss, as in ``fit``; rows
+            of weight zero are dropped.
 
         Returns
         -------
@@ -538,50 +477,40 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     def _train_chunk(self, X, y_encoded, sample_weight, known, hidden):
         """One epoch over one chunk; ``hidden`` is given on the first call."""
         first_call = hidden is not None
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+        X, y_encoded, weights = _weighted_rows(X, y_encoded.astype(np.int32), sample_weight)
         if first_call:
-            self.input_mean_, self.input_scale_ = self._input_statistics(X)
-        inputs = self._standardized(X)
+            mean, scale = self._input_statistics(X)
+        else:
+            mean, scale = self.input_mean_, self.input_scale_
+        inputs = _standardize(X, mean, scale, np.float32)
         backend = load_keras()  # only now: every check above is cheap
         if first_call:
-            rng = check_random_state(self.random_state)
-            seed = int(rng.randint(_SEED_LIMIT))
-            wrapper = backend["KerasClassifier"](
-                model=_build_mlp,
-                model__hidden_layer_sizes=hidden,
-                model__dropout=float(self.dropout),
-                model__learning_rate=float(self.learning_rate),
-                model__seed=seed,
-                batch_size=self.batch_size,
-                random_state=seed,
-                verbose=self.verbose,
+            # the seeds fit would draw, so that partial_fit's epochs are fit's
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            wrapper = self._new_wrapper(
+                backend, (inputs, y_encoded), len(known), hidden, seed % _SEED_LIMIT
             )
-            # build for every class, not only those of the first chunk
-            wrapper.classes_ = np.arange(len(known))
-            # (BaseWrapper's initialize: KerasClassifier's resets classes_)
-            backend["BaseWrapper"].initialize(wrapper, inputs, y_encoded)
-            self.classes_ = known
-            self.loss_curve_ = []
-            self.validation_loss_curve_ = []
-            self.n_iter_ = 0
-            self._model = wrapper
-            self._network_params = {name: getattr(self, name) for name in _NETWORK_PARAMS}
+            n_iter, losses = 0, []
         else:
             wrapper = self.model_
-            rng = self.__dict__.get("_stream_rng") or check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        with backend["tensorflow_random_state"](seed):
-            history = wrapper.model_.fit(
-                inputs, y_encoded, sample_weight=sample_weight,
-                batch_size=self.batch_size, epochs=1, shuffle=True, verbose=self.verbose,
-            )
-        dense = [layer for layer in wrapper.model_.layers if layer.get_weights()]
-        self.coefs_ = [layer.get_weights()[0] for layer in dense]
-        self.intercepts_ = [layer.get_weights()[1] for layer in dense]
-        self.loss_curve_.append(float(history.history["loss"][-1]))
-        self.n_iter_ += 1
-        self._stream_rng = rng
+            seed = self.__dict__.get("_shuffle_seed")
+            if seed is None:  # fitted by an older skquant
+                seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            n_iter, losses = self.n_iter_, self.loss_curve_
+        (loss,), _ = _train_network(
+            wrapper.model_, self._training_key(len(known)), (inputs, y_encoded, weights),
+            seed, n_iter, 1, verbose=self.verbose,
+        )
+        if first_call:
+            self.classes_ = known
+            self.input_mean_, self.input_scale_ = mean, scale
+            self.validation_loss_curve_ = []
+            self._model = wrapper
+            self._network_params = {name: getattr(self, name) for name in _NETWORK_PARAMS}
+        self.coefs_, self.intercepts_ = _dense_weights(wrapper.model_)
+        self.loss_curve_ = [*losses, loss]
+        self.n_iter_ = n_iter + 1
+        self._shuffle_seed = seed
 
     def _standardized(self, X, dtype=np.float32):
         return _standardize(X, self.input_mean_, self.input_scale_, dtype)
@@ -596,8 +525,12 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
                 raise AttributeError("model_ is set by fit.")
             load_keras()
             model = pickle.loads(blob)
+            for variable, value in zip(_seed_states(model.model_),
+                                       self.__dict__.get("_seed_states", ())):
+                variable.assign(value)
             self._model = model
             del self._model_blob  # held once, as the live model
+            self.__dict__.pop("_seed_states", None)
         return model
 
     def __getstate__(self):
@@ -608,6 +541,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             # Keep the Keras model as bytes so that unpickling this estimator
             # does not import TensorFlow until it is used.
             state["_model_blob"] = pickle.dumps(model)
+            # Keras saves no seed-generator state: kept here, so that
+            # partial_fit after loading continues the dropout masks
+            state["_seed_states"] = [v.numpy() for v in _seed_states(model.model_)]
         return state
 
     def _logits(self, X):
