@@ -1,10 +1,14 @@
 """Input checks shared by every skquant estimator.
 
 Each helper raises before any expensive work and says what was wrong and
-what to do about it.
+what to do about it. The module also holds the few overflow-safe
+statistics that the estimators share: data anywhere in the float range is
+legitimate, and a mean or a product of values near it must not turn into
+infinity or NaN on the way.
 """
 
 import numpy as np
+import scipy.sparse
 from sklearn.utils.validation import validate_data
 
 
@@ -52,6 +56,14 @@ def validate_numeric(estimator, X, y=None, *, reset, allow_nan=False, advice="",
         The validated targets; returned only when ``y`` is given.
     """
     name = type(estimator).__name__
+    if scipy.sparse.issparse(X):
+        raise TypeError(
+            f"{name} needs dense data, but X is a sparse {X.format.upper()} "
+            f"matrix of shape {X.shape}. Convert it with X.toarray() (it then "
+            f"takes {np.prod(X.shape, dtype=np.float64) * 8 / 2**20:.3g} MiB as "
+            "float64), or reduce its columns first, for example with sklearn's "
+            "TruncatedSVD, which accepts sparse input."
+        )
     bad = _non_numeric_columns(X)
     if bad:
         raise ValueError(
@@ -86,8 +98,9 @@ def check_finite(X, name, advice=""):
     # A finite sum (in the input dtype, the fastest) proves every value
     # finite; a non-finite one can also come from overflow, which the exact
     # test below settles.
-    if np.isfinite(X.sum()):
-        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(X.sum()):
+            return
     finite = np.isfinite(X)
     if finite.all():
         return
@@ -122,3 +135,42 @@ def forget_fit(estimator):
     for name in list(vars(estimator)):
         if name not in params and not name.startswith(_SKLEARN_STATE_PREFIXES):
             del estimator.__dict__[name]
+
+
+def peak_exponents(X, axis=0):
+    """Per column (``axis=0``) the exponent ``e`` with ``max |X| < 2**e``.
+
+    0 for columns that hold only zeros (or NaN). ``np.ldexp(X, -e)`` brings
+    a column below 1 in magnitude exactly, since scaling by a power of two
+    rounds nothing (outside the subnormal range).
+    """
+    magnitude = np.abs(X)
+    peak = np.max(np.where(np.isnan(magnitude), 0, magnitude), axis=axis, initial=0)
+    return np.frexp(peak)[1]
+
+
+def safe_mean(X):
+    """Column means of ``X`` (float64, NaN ignored) that cannot overflow.
+
+    The plain mean is taken first; only columns whose sum overflowed (values
+    near the float64 range) are summed again, scaled by a power of two. The
+    mean of a constant column (without NaN) is its value exactly: a mean
+    rounded off by one unit in the last place of 1e308 would leave centred
+    values of 1e292, whose squares drown everything else.
+    """
+    has_nan = X.dtype.kind == "f" and np.isnan(X).any()
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = np.nanmean(X, axis=0, dtype=np.float64) if has_nan else (
+            X.mean(axis=0, dtype=np.float64))
+    if not has_nan and X.shape[0]:
+        constant = (X == X[0]).all(axis=0)
+        mean[constant] = X[0, constant]
+    bad = ~np.isfinite(mean)
+    if bad.any():
+        bad = np.flatnonzero(bad & ~np.isnan(X).all(axis=0))
+        columns = X[:, bad].astype(np.float64)
+        exponents = peak_exponents(columns)
+        if bad.size:
+            mean[bad] = np.ldexp(
+                np.nanmean(np.ldexp(columns, -exponents), axis=0), exponents)
+    return mean

@@ -295,10 +295,80 @@ def test_randomized_solver_needs_as_many_rows_as_components():
         ColumnProjection(6, solver="randomized").fit(RNG.normal(size=(4, 10)))
 
 
-def test_values_so_large_their_products_overflow():
+def test_values_whose_squares_overflow_float32_are_fitted_in_float64():
+    # float32 values of 1e20 have squares beyond float32: the covariance is
+    # formed in float64 for those blocks, and PCA is the same as on the
+    # unscaled data
     big = (X * 1e20).astype(np.float32)
-    with pytest.raises(ValueError, match="overflowed.*StandardScaler"):
-        ColumnProjection(2).fit(big)
+    reference = ColumnProjection(2).fit(X)
+    projection = ColumnProjection(2).fit(big)
+    np.testing.assert_allclose(np.abs(projection.components_), np.abs(reference.components_),
+                               rtol=1e-4, atol=1e-5)
+    assert np.isfinite(projection.transform(big)).all()
+
+
+def test_a_variance_beyond_float64_is_refused_by_name():
+    with pytest.raises(ValueError, match="explained_variance_ overflows.*StandardScaler"):
+        ColumnProjection(2).fit(X * 1e200)
+    # the selection needs no variance: it works at any magnitude
+    selected = ColumnProjection(2, method="qr").fit(X).selected_columns_
+    np.testing.assert_array_equal(
+        ColumnProjection(2, method="qr").fit(X * 1e200).selected_columns_, selected)
+
+
+def test_a_result_beyond_float32_is_refused_not_infinite():
+    projection = ColumnProjection(2, method="random", density=1.0, random_state=0).fit(X)
+    huge = np.full((2, 5), 3e38, dtype=np.float32)
+    with pytest.raises(ValueError, match="transform overflowed float32.*pass float64"):
+        projection.transform(huge)
+    assert np.isfinite(projection.transform(huge.astype(np.float64))).all()
+
+
+@pytest.mark.parametrize("cls, method", PROJECTIONS, ids=PROJECTION_IDS)
+def test_inverse_transform_exists_only_where_it_is_defined(cls, method):
+    projection = cls(2, method=method).fit(X)
+    if method in ("spectral", "lpp", "random-trees"):
+        assert not hasattr(projection, "inverse_transform")
+        assert not hasattr(cls(2, method=method), "inverse_transform")
+        with pytest.raises(AttributeError, match="inverse_transform"):
+            projection.inverse_transform(np.zeros((1, 2)))
+    else:
+        assert hasattr(projection, "inverse_transform")
+        assert projection.inverse_transform(projection.transform(X)).shape == X.shape
+
+
+SPARSE_ESTIMATORS = [Cleaner()] + [cls(2, method=method) for cls, method in PROJECTIONS]
+
+
+@pytest.mark.parametrize("estimator", SPARSE_ESTIMATORS, ids=["Cleaner"] + PROJECTION_IDS)
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_sparse_input_is_named_with_what_to_do(estimator, fmt):
+    import scipy.sparse
+
+    sparse = scipy.sparse.random(30, 5, density=0.5, format=fmt, random_state=0)
+    name = type(estimator).__name__
+    pattern = rf"{name} needs dense data, but X is a sparse {fmt.upper()} matrix.*toarray\(\)"
+    with pytest.raises(TypeError, match=pattern):
+        estimator.fit(sparse)
+    with pytest.raises(TypeError, match=pattern):
+        estimator.partial_fit(sparse)
+    estimator.fit(sparse.toarray())
+    with pytest.raises(TypeError, match=pattern):
+        estimator.transform(sparse)
+
+
+def test_sparse_input_to_the_outlier_filter():
+    import scipy.sparse
+    from sklearn.pipeline import make_pipeline
+
+    sparse = scipy.sparse.csr_matrix(np.where(np.abs(X) > 1, X, 0.0))
+    # supported when the wrapped estimator takes sparse input
+    model = OutlierFilter(LogisticRegression(), random_state=0).fit(sparse, Y)
+    assert model.predict(sparse).shape == (30,)
+    # refused, saying what to do, when it does not
+    dense_only = OutlierFilter(make_pipeline(Cleaner(), LogisticRegression()), random_state=0)
+    with pytest.raises(TypeError, match="Sparse data was passed.*dense data is required.*toarray"):
+        dense_only.fit(sparse, Y)
 
 
 def test_outlier_filter_whose_detector_flags_every_row():
@@ -325,3 +395,25 @@ def test_a_failed_fit_keeps_sklearn_bookkeeping_and_the_real_error():
     with pytest.raises(ValueError, match="n_components=6 is larger than 5"):
         projection.fit(X)
     assert projection.set_params(n_components=2).fit(X).transform(X).__class__.__name__ == "DataFrame"
+
+
+@pytest.mark.parametrize("cls, method", PROJECTIONS, ids=PROJECTION_IDS)
+@pytest.mark.parametrize("column", [
+    np.array([3e38, 3.2e38, np.nan, 1.0] * 8, dtype=np.float32),
+    np.array([1.7e308, 1.75e308, np.nan, 1.0] * 8),
+], ids=["float32", "float64"])
+def test_a_cleaned_column_near_the_float_range_reaches_the_projection(cls, method, column):
+    # issue 11: the Cleaner learned an infinite fill, output NaN, and the
+    # projection then asked for "a Cleaner first", although there was one
+    from sklearn.pipeline import make_pipeline
+
+    X = np.column_stack([column, RNG.normal(size=column.size).astype(column.dtype)])
+    pipe = make_pipeline(Cleaner(clip_quantile=None), cls(1, method=method, random_state=0))
+    try:
+        Z = pipe.fit_transform(X)
+    except ValueError as exc:  # only what float32/float64 cannot represent
+        assert "Put a skquant.Cleaner" not in str(exc), exc
+        assert "explained_variance_ overflows" in str(exc) or (
+            "transform overflowed" in str(exc) and method == "random"), exc
+        return
+    assert Z.dtype == column.dtype and np.isfinite(Z).all()

@@ -227,3 +227,101 @@ def test_partial_fit_refuses_changed_parameters_and_columns():
     cleaner = Cleaner().partial_fit(X)
     with pytest.raises(ValueError, match="X has 9 features"):
         cleaner.partial_fit(X[:, :9])
+
+
+# The columns of issue 11: values near the top of the float range, where a
+# median (the mean of the two middle values), a quantile (interpolated
+# through a difference) or a mean (a sum) overflows.
+NEAR_THE_RANGE = [
+    np.array([3e38, 3.2e38, np.nan, 1.0], dtype=np.float32),
+    np.array([1.7e308, 1.75e308, np.nan, 1.0]),
+    np.array([1.7e308, -1.75e308, np.nan, 1.0, -1.79e308, 1.79e308]),
+]
+
+
+@pytest.mark.parametrize("column", NEAR_THE_RANGE, ids=["float32", "float64", "both-signs"])
+@pytest.mark.parametrize("strategy", ["median", "mean", "most_frequent"])
+@pytest.mark.parametrize("clip_quantile", [None, 0.001, 0.25])
+def test_statistics_stay_finite_near_the_float_range(column, strategy, clip_quantile):
+    X = np.column_stack([column, np.arange(column.size, dtype=column.dtype)])
+    cleaner = Cleaner(strategy=strategy, clip_quantile=clip_quantile).fit(X)
+    values = column[np.isfinite(column)].astype(np.float64)
+    assert cleaner.support_[0]  # not mistaken for a constant column
+    fill = cleaner.statistics_[0]
+    assert np.isfinite(fill) and values.min() <= fill <= values.max()
+    for bound in (cleaner.lower_bounds_[0], cleaner.upper_bounds_[0]):
+        assert not np.isnan(bound)
+        assert clip_quantile is None or values.min() <= bound <= values.max()
+    out = cleaner.transform(X)
+    assert out.dtype == X.dtype and np.isfinite(out).all()
+    # the NaN, filled (and clipped, like every value)
+    expected = np.clip(fill, cleaner.lower_bounds_[0], cleaner.upper_bounds_[0])
+    assert out[2, 0] == np.asarray(expected, dtype=X.dtype)
+    # the sketch path: exact while the sample holds every row, and beyond it
+    for sketch_size in (100, 2):
+        streamed = Cleaner(strategy=strategy, clip_quantile=clip_quantile,
+                           sketch_size=sketch_size, random_state=0)
+        for row in X:
+            streamed.partial_fit(row[None])
+        assert np.isfinite(streamed.statistics_[streamed.support_]).all()
+        assert np.isfinite(streamed.transform(X)).all()
+
+
+def test_statistics_near_the_float_range_are_the_exact_ones():
+    column = np.array([1.7e308, 1.75e308, np.nan, 1.0, 1.72e308])
+    X = np.column_stack([column, np.arange(5.0)])
+    median = Cleaner(clip_quantile=None).fit(X).statistics_[0]
+    assert median == 0.5 * 1.7e308 + 0.5 * 1.72e308  # numpy's median: inf
+    mean = Cleaner(strategy="mean", clip_quantile=None).fit(X).statistics_[0]
+    np.testing.assert_allclose(mean, (1.7e308 / 4 + 1.75e308 / 4 + 1.0 / 4 + 1.72e308 / 4))
+    lower, upper = Cleaner(clip_quantile=0.25).fit(X).lower_bounds_[0], Cleaner(
+        clip_quantile=0.25).fit(X).upper_bounds_[0]
+    # numpy's linear interpolation, computed without the overflowing difference
+    finite = np.sort(np.where(np.isnan(column), median, column))
+    assert lower == finite[1] and upper == finite[3]
+
+
+def test_running_means_of_a_long_stream_near_the_float_range():
+    rng = np.random.RandomState(0)
+    X = np.column_stack([rng.uniform(1.6e308, 1.79e308, 3000), rng.normal(size=3000)])
+    X[::7, 0] = np.nan
+    streamed = Cleaner(strategy="mean", sketch_size=100, random_state=0)
+    for start in range(0, len(X), 250):
+        streamed.partial_fit(X[start : start + 250])
+    finite = X[~np.isnan(X[:, 0]), 0]
+    # (np.mean itself overflows here)
+    np.testing.assert_allclose(streamed.statistics_[0], np.sum(finite / finite.size), rtol=1e-12)
+
+
+def test_a_tiny_column_that_varies_is_kept():
+    # the variance of values near 1e-200 underflows to 0; the column is
+    # not near-constant for variance_threshold=0 all the same
+    tiny = np.array([1e-200, 2e-200, 3e-200, 4e-200, 5e-200])
+    X = np.column_stack([tiny, np.full(5, 1e-200), np.arange(5.0)])
+    cleaner = Cleaner(clip_quantile=None).fit(X)
+    assert cleaner.drop_reasons_ == {"x1": "constant"}
+    np.testing.assert_array_equal(cleaner.transform(X)[:, 0], tiny)
+    assert Cleaner(clip_quantile=None, variance_threshold=1e-300).fit(X).drop_reasons_ == {
+        "x0": "near-constant", "x1": "constant"}
+
+
+def test_statistics_beyond_float32_transform_float32_rows_finitely():
+    X = np.column_stack([[1e300, 2e300, 3e300, 4e300], [1.0, 2.0, 3.0, 4.0]])
+    cleaner = Cleaner(clip_quantile=0.1).fit(X)
+    out = cleaner.transform(np.array([[np.nan, 1.0], [5.0, np.inf]], dtype=np.float32))
+    largest = np.finfo(np.float32).max
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    # the fill and the bounds, beyond float32, become its largest value
+    np.testing.assert_array_equal(out[:, 0], [largest, largest])
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_input_says_it_is_sparse_and_what_to_do(fmt):
+    import scipy.sparse
+
+    sparse = scipy.sparse.random(20, 4, density=0.5, format=fmt, random_state=0)
+    with pytest.raises(TypeError, match=r"Cleaner needs dense data.*sparse.*toarray\(\)"):
+        Cleaner().fit(sparse)
+    cleaner = Cleaner().fit(sparse.toarray())
+    with pytest.raises(TypeError, match=r"Cleaner needs dense data.*sparse.*toarray\(\)"):
+        cleaner.transform(sparse)

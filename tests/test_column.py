@@ -205,3 +205,81 @@ def test_partial_fit_with_memmap(tmp_path, digits):
         proj.partial_fit(rows[start : start + 400])
     expected = ColumnProjection(5).fit(digits.astype(np.float32))
     np.testing.assert_allclose(proj.explained_variance_, expected.explained_variance_, rtol=1e-4)
+
+
+def _correlated(n=300, d=6, seed=0):
+    rng = np.random.RandomState(seed)
+    return rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) + rng.normal(size=d)
+
+
+# Powers of two scale exactly; the data then span the float range: squares
+# of 2**600 overflow float64, of 2**-600 underflow it, and of 2**+-70
+# overflow or underflow float32.
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("exponent, dtype", [
+    (600, np.float64), (1000, np.float64), (-600, np.float64), (-1000, np.float64),
+    (70, np.float32), (120, np.float32), (-70, np.float32), (-120, np.float32),
+])
+@pytest.mark.parametrize("max_covariance_features", [4096, 2])  # covariance, rows
+def test_projections_do_not_depend_on_the_data_scale(method, exponent, dtype,
+                                                     max_covariance_features):
+    X = _correlated().astype(dtype)
+    scaled = np.ldexp(X, exponent)
+    make = lambda: ColumnProjection(3, method=method, random_state=0,  # noqa: E731
+                                    max_covariance_features=max_covariance_features)
+    if method == "pca" and exponent in (600, 1000):
+        # the variance itself, 2**1200 or more, cannot be represented
+        with pytest.raises(ValueError, match="explained_variance_"):
+            make().fit(scaled)
+        return
+    reference = make().fit(X)
+    projection = make().fit(scaled)
+    Z = projection.transform(scaled)
+    assert Z.dtype == dtype and np.isfinite(Z).all()
+    rtol = 1e-9 if dtype == np.float64 else 2e-3
+    expected = reference.transform(X).astype(np.float64)
+    np.testing.assert_allclose(np.ldexp(Z.astype(np.float64), -exponent), expected,
+                               rtol=rtol, atol=rtol * np.abs(expected).max())
+    if method == "qr":
+        np.testing.assert_array_equal(projection.selected_columns_,
+                                      reference.selected_columns_)
+    if method == "pca" and exponent < 0:
+        # tiny data: the variances, in float64, are the scaled ones
+        np.testing.assert_allclose(
+            projection.explained_variance_,
+            np.ldexp(reference.explained_variance_, 2 * exponent), rtol=max(rtol, 1e-7))
+
+
+@pytest.mark.parametrize("method", ["pca", "qr"])
+def test_chunks_of_very_different_magnitude_merge_exactly(method):
+    # the first chunks are ordinary, a later one has squares beyond float64:
+    # the running scatter changes units on the way, and the fit is the one
+    # on all the rows at once
+    X = _correlated(900)
+    X[600:] = np.ldexp(X[600:], 500)
+    whole = ColumnProjection(3, method=method).fit(X)
+    chunked = ColumnProjection(3, method=method)
+    for start in range(0, 900, 150):
+        chunked.partial_fit(X[start : start + 150])
+    np.testing.assert_allclose(chunked.mean_, whole.mean_, rtol=1e-10)
+    np.testing.assert_allclose(chunked.components_, whole.components_, atol=1e-8)
+    if method == "pca":
+        np.testing.assert_allclose(chunked.explained_variance_, whole.explained_variance_,
+                                   rtol=1e-8)
+    Z = chunked.transform(X)
+    assert np.isfinite(Z).all()
+
+
+def test_rows_whose_arithmetic_overflows_are_computed_on_the_slow_path():
+    # fitted on a column at -1.5e308 and one of spread 1e150: for a row at
+    # +1.5e308, x - mean_ overflows, but its projection on the first axis
+    # (the second column) does not
+    rng = np.random.RandomState(0)
+    X = np.column_stack([np.full(200, -1.5e308), rng.normal(size=200) * 1e150])
+    pca = ColumnProjection(1).fit(X)
+    row = np.array([[1.5e308, 2e150]])
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert not np.isfinite((row - pca.mean_) @ pca.components_.T).all()  # the fast path
+    Z = pca.transform(row)
+    centred = np.array([1.5e308 / 2 - pca.mean_[0] / 2, (2e150 - pca.mean_[1]) / 2])
+    np.testing.assert_allclose(Z[0] / 2, centred @ pca.components_.T, rtol=1e-12)

@@ -8,6 +8,7 @@ the reason.
 
 import importlib
 import inspect
+import os
 import pkgutil
 
 import numpy as np
@@ -87,6 +88,17 @@ def test_every_public_estimator_is_exported():
     for cls in discover_estimators():
         assert cls.__name__ in skquant.__all__, cls.__name__
         assert getattr(skquant, cls.__name__) is cls
+
+
+def test_array_api_checks_run_instead_of_skipping():
+    # check_array_api_input skips itself ("SCIPY_ARRAY_API is not set")
+    # unless SciPy's array API support is on; tests/conftest.py sets it
+    # before SciPy is imported, so the checks above really run
+    from scipy._lib import _array_api
+
+    assert os.environ.get("SCIPY_ARRAY_API") == "1"
+    assert _array_api.SCIPY_ARRAY_API
+    pytest.importorskip("array_api_strict")
 
 
 def test_discovery_finds_the_known_estimators():

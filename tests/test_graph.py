@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -162,3 +163,127 @@ def test_pickle_round_trip_without_derived_copies(digits, method):
     assert len(blob) < 2.2 * projection.landmarks_.nbytes + projection.affinity_.data.nbytes * 3
     restored.partial_fit(X[:100])  # and it goes on learning
     assert restored.n_samples_seen_ == len(X) + 100
+
+
+def _streamed_peak(projection, rows, chunk=4000):
+    """Peak traced memory of partial_fit, then transform, chunk by chunk."""
+    tracemalloc.start()
+    try:
+        for start in range(0, len(rows), chunk):
+            projection.partial_fit(rows[start : start + chunk])
+        total = 0.0
+        for start in range(0, len(rows), chunk):
+            total += float(projection.transform(rows[start : start + chunk]).sum())
+        assert np.isfinite(total)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+_STREAMED = {
+    "spectral": lambda: GraphProjection(8, n_landmarks=300, random_state=0),
+    "lpp": lambda: GraphProjection(8, method="lpp", n_landmarks=300, random_state=0),
+}
+
+
+@pytest.mark.parametrize("method", list(_STREAMED))
+def test_memory_is_flat_in_the_rows(method, tmp_path):
+    # The README's claim: partial_fit and memmaps with flat memory. Rows
+    # stream from a memmap in chunks; after a warm-up pass (first-use
+    # allocations: imports, caches), the peak over N rows and over 4N rows
+    # may differ by no more than 2 bytes per extra row (a leak of one
+    # float32 per row would cost 4): what is held is a chunk, the fixed-size
+    # state (sample, buffer, prototypes or landmarks), and their copies.
+    n_rows, n_features = 12_000, 16
+    rng = np.random.RandomState(0)
+    centres = rng.normal(scale=1.5, size=(20, n_features))
+    path = tmp_path / "rows.npy"
+    stored = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
+                                       shape=(4 * n_rows, n_features))
+    for start in range(0, 4 * n_rows, n_rows):
+        stored[start : start + n_rows] = (
+            centres[rng.randint(20, size=n_rows)] + rng.normal(size=(n_rows, n_features)))
+    stored.flush()
+    del stored
+    rows = np.load(path, mmap_mode="r")
+    make = _STREAMED[method]
+    _streamed_peak(make(), rows[:8000])  # warm-up
+    peak_n = _streamed_peak(make(), rows[:n_rows])
+    peak_4n = _streamed_peak(make(), rows)
+    print(f"{method}: peak {peak_n / 2**20:.2f} MiB on {n_rows} rows, "
+          f"{peak_4n / 2**20:.2f} MiB on {4 * n_rows}")
+    assert peak_4n - peak_n < 2 * (3 * n_rows) + 2**16, (peak_n, peak_4n)
+
+
+# Powers of two scale exactly, so the embedding of scaled data must be the
+# embedding of the data: issue 11 found all-NaN output at 1e300.
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("exponent, dtype", [
+    (1000, np.float64), (500, np.float64), (-1000, np.float64),
+    (120, np.float32), (-120, np.float32),
+])
+def test_the_embedding_does_not_depend_on_the_data_scale(method, exponent, dtype):
+    X, _ = make_blobs(n_samples=300, n_features=4, centers=3, random_state=0)
+    X = X.astype(dtype)
+    scaled = np.ldexp(X, exponent)
+    make = lambda: GraphProjection(3, method=method, n_landmarks=200,  # noqa: E731
+                                   random_state=0)
+    reference = make().fit(X)
+    projection = make().fit(scaled)
+    Z = projection.transform(scaled)
+    assert Z.dtype == dtype and np.isfinite(Z).all()
+    rtol = 1e-7 if dtype == np.float64 else 2e-3
+    expected = reference.transform(X)
+    np.testing.assert_allclose(Z, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    if method == "spectral":
+        np.testing.assert_allclose(projection.landmark_scale_,
+                                   np.ldexp(reference.landmark_scale_, exponent), rtol=rtol)
+
+
+def test_a_row_far_from_every_landmark_gets_its_nearest_landmarks_mean():
+    # every kernel weight of such a row underflows to 0 (0 / 0 = NaN before):
+    # the weights are normalized, so its nearest landmarks still count
+    X, _ = make_blobs(n_samples=200, n_features=3, centers=2, random_state=0)
+    projection = GraphProjection(2, n_neighbors=5, random_state=0).fit(X)
+    for distance in (1e3, 1e100, 1e300, 1.7e308):
+        far = np.full((1, 3), distance)
+        Z = projection.transform(far)
+        assert np.isfinite(Z).all(), distance
+    # as far away as it is, the row takes the coordinates of the landmark(s)
+    # nearest to it: the same for 1e100 and 1e300 along one direction
+    np.testing.assert_allclose(projection.transform(np.full((1, 3), 1e100)),
+                               projection.transform(np.full((1, 3), 1e300)), rtol=1e-6)
+
+
+def test_twelve_rows_are_enough_for_spectral():
+    # issue 11: a reshape error from inside scikit-learn's kneighbors
+    rng = np.random.RandomState(0)
+    for scale in (1.0, 1e300, 1e-300):
+        X = rng.normal(size=(12, 4)) * scale
+        Z = GraphProjection(2, random_state=0).fit(X).transform(X)
+        assert Z.shape == (12, 2) and np.isfinite(Z).all()
+    with pytest.raises(ValueError, match="n_neighbors=10 must be below the number of "
+                                         "landmark rows, 10. Choose n_neighbors <= 9"):
+        GraphProjection(2, random_state=0).fit(rng.normal(size=(10, 4)))
+
+
+def test_duplicated_landmarks_keep_their_neighbours_connected():
+    # four duplicates: their k nearest neighbours are all at distance 0, so
+    # their kernel scale is their nearest distinct landmarks' distance, not
+    # the floor, whose narrow kernel left the other landmarks on edges of
+    # weight 1e-275 and with spectral coordinates of 1e137 (infinite in
+    # float32)
+    X = np.array([[0.0, 0.0]] * 4 + [[-5.6, -2.4], [9.2, 9.4]], dtype=np.float32)
+    projection = GraphProjection(1, n_neighbors=3, random_state=0).fit(X)
+    assert projection.n_connected_components_ == 1
+    assert projection.affinity_.data.min() > 0.1
+    np.testing.assert_allclose(projection.landmark_scale_[:4], np.hypot(9.2, 9.4), rtol=1e-6)
+    assert np.abs(projection.embedding_).max() < 10
+    Z = projection.transform(X)
+    assert Z.dtype == np.float32 and np.isfinite(Z).all()
+    # the weakest edges of a far outlier that do underflow are no edges: its
+    # component is joined like any other, by the weakest real edge
+    X = np.vstack([np.repeat(np.eye(3), 4, axis=0), [[1e4, 1e4, 1e4]]])
+    with pytest.warns(UserWarning, match="connected components"):
+        projection = GraphProjection(2, n_neighbors=3, random_state=0).fit(X)
+    assert projection.affinity_.data.min() > 0 and np.isfinite(projection.transform(X)).all()

@@ -1,6 +1,7 @@
 """The tree projection family: tsvq and random-trees."""
 
 import pickle
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -183,8 +184,8 @@ def test_random_trees_components(digits):
     np.testing.assert_allclose(projection.indicator_mean_.sum(), projection.n_estimators)
     np.testing.assert_allclose(projection.transform(digits).mean(axis=0), 0, atol=1e-9)
     assert projection.apply(digits[:3]).shape == (3, projection.n_estimators)
-    with pytest.raises(NotImplementedError, match="no inverse_transform"):
-        projection.inverse_transform(np.zeros((1, 20)))
+    # leaf indicators do not decode: the method is not there at all
+    assert not hasattr(projection, "inverse_transform")
 
 
 def test_partial_fit_goes_on_after_a_transform(blobs):
@@ -229,3 +230,118 @@ def test_a_pickled_random_trees_projection_transforms_but_does_not_resume(blobs)
         restored.partial_fit(blobs[:100])
     projection.partial_fit(blobs[:100])  # the original goes on
     assert restored.fit(blobs).n_samples_seen_ == len(blobs)
+
+
+def _streamed_peak(projection, rows, chunk=4000):
+    """Peak traced memory of partial_fit, then transform, chunk by chunk."""
+    tracemalloc.start()
+    try:
+        for start in range(0, len(rows), chunk):
+            projection.partial_fit(rows[start : start + chunk])
+        total = 0.0
+        for start in range(0, len(rows), chunk):
+            total += float(projection.transform(rows[start : start + chunk]).sum())
+        assert np.isfinite(total)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+_STREAMED = {
+    "tsvq": lambda: TreeProjection(16, max_samples=2000, random_state=0),
+    "random-trees": lambda: TreeProjection(8, method="random-trees", n_estimators=5,
+                                           max_depth=4, max_samples=2000, random_state=0),
+}
+
+
+@pytest.mark.parametrize("method", list(_STREAMED))
+def test_memory_is_flat_in_the_rows(method, tmp_path):
+    # The README's claim: partial_fit and memmaps with flat memory. Rows
+    # stream from a memmap in chunks; after a warm-up pass (first-use
+    # allocations: imports, caches), the peak over N rows and over 4N rows
+    # may differ by no more than 2 bytes per extra row (a leak of one
+    # float32 per row would cost 4): what is held is a chunk, the fixed-size
+    # state (sample, buffer, prototypes or landmarks), and their copies.
+    # (tsvq routes streamed rows 32,768 at a time: N is larger, so that the
+    # N-row pass fills that buffer as the 4N-row one does)
+    n_rows, n_features = 40_000, 16
+    rng = np.random.RandomState(0)
+    centres = rng.normal(scale=1.5, size=(20, n_features))
+    path = tmp_path / "rows.npy"
+    stored = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
+                                       shape=(4 * n_rows, n_features))
+    for start in range(0, 4 * n_rows, n_rows):
+        stored[start : start + n_rows] = (
+            centres[rng.randint(20, size=n_rows)] + rng.normal(size=(n_rows, n_features)))
+    stored.flush()
+    del stored
+    rows = np.load(path, mmap_mode="r")
+    make = _STREAMED[method]
+    _streamed_peak(make(), rows[:8000])  # warm-up
+    peak_n = _streamed_peak(make(), rows[:n_rows])
+    peak_4n = _streamed_peak(make(), rows)
+    print(f"{method}: peak {peak_n / 2**20:.2f} MiB on {n_rows} rows, "
+          f"{peak_4n / 2**20:.2f} MiB on {4 * n_rows}")
+    assert peak_4n - peak_n < 2 * (3 * n_rows) + 2**16, (peak_n, peak_4n)
+
+
+# Powers of two scale exactly, so the projection of scaled data must be the
+# projection of the data: squares of 2**600 overflow float64, of 2**-600
+# underflow it, and of 2**+-70 overflow or underflow float32.
+@pytest.mark.parametrize("exponent, dtype", [
+    (600, np.float64), (1000, np.float64), (-600, np.float64), (-1000, np.float64),
+    (70, np.float32), (120, np.float32), (-70, np.float32), (-120, np.float32),
+])
+def test_tsvq_does_not_depend_on_the_data_scale(exponent, dtype):
+    X, _ = make_blobs(n_samples=600, n_features=5, centers=6, random_state=0)
+    X = X.astype(dtype)
+    scaled = np.ldexp(X, exponent)
+    reference = TreeProjection(8, max_samples=400, random_state=0).fit(X)
+    projection = TreeProjection(8, max_samples=400, random_state=0).fit(scaled)
+    Z = projection.transform(scaled)
+    assert Z.dtype == dtype and np.isfinite(Z).all()
+    rtol = 1e-9 if dtype == np.float64 else 1e-3
+    np.testing.assert_allclose(Z, reference.transform(X), rtol=rtol, atol=rtol)
+    np.testing.assert_array_equal(projection.apply(scaled), reference.apply(X))
+    np.testing.assert_allclose(projection.scale_, np.ldexp(reference.scale_, exponent),
+                               rtol=rtol)
+    np.testing.assert_allclose(np.ldexp(projection.cluster_centers_, -exponent),
+                               reference.cluster_centers_, rtol=rtol, atol=rtol)
+
+
+def test_tsvq_on_float32_near_its_range():
+    # issue 11: numpy's "probabilities contain NaN", or NaN/-inf features
+    rng = np.random.RandomState(0)
+    X = (rng.normal(size=(300, 4)) * 1e38).astype(np.float32)
+    Z = TreeProjection(6, random_state=0).fit(X).transform(X)
+    assert Z.dtype == np.float32 and np.isfinite(Z).all()
+
+
+def test_a_chunk_that_would_overflow_the_prototypes_is_refused_and_changes_nothing():
+    # grown on ordinary rows, then fed rows near the float range: the sums
+    # that move the prototypes overflow, and the chunk is refused
+    rng = np.random.RandomState(0)
+    projection = TreeProjection(4, max_samples=100, random_state=0)
+    projection.partial_fit(rng.normal(size=(200, 3)))
+    rows = rng.normal(size=(5, 3))
+    before = projection.transform(rows)
+    with pytest.raises(ValueError, match="prototypes overflow.*StandardScaler"):
+        projection.partial_fit(np.full((50_000, 3), 1.7e308))
+    np.testing.assert_array_equal(projection.transform(rows), before)
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_random_trees_beyond_float32_route_like_float32(scale):
+    # scikit-learn's trees compare float32 values: data beyond float32's
+    # range are clipped to it for fitting, and route like +-inf after
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 4)) * scale
+    projection = TreeProjection(4, method="random-trees", n_estimators=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # (tiny data: fewer distinct rows)
+        Z = projection.fit(X).transform(X)
+    assert np.isfinite(Z).all()
+    if scale > 1:
+        largest = np.finfo(np.float32).max
+        np.testing.assert_array_equal(
+            projection.apply(X), projection.apply(np.clip(X, -largest, largest)))

@@ -13,11 +13,77 @@ from sklearn.utils.validation import (
     check_random_state,
 )
 
-from .._validation import forget_fit, validate_numeric
+from .._validation import forget_fit, peak_exponents, safe_mean, validate_numeric
 from ._sketch import ColumnSketch
 
 # the fitted attributes that partial_fit leaves to be derived on first use
 _DERIVED = ("statistics_", "lower_bounds_", "upper_bounds_", "support_", "drop_reasons_")
+
+
+# Statistics of columns near the float range: numpy's median averages the
+# two middle values, its quantiles interpolate through their difference, and
+# a variance squares the values, any of which overflows there. The helpers
+# below take numpy's result where it is finite, and otherwise compute the
+# same statistic without overflow; every learned value lies within its
+# column's range, so it is finite.
+
+
+def _medians(columns):
+    """Column medians of finite-or-NaN columns, each with a value."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        medians = np.nanmedian(columns, axis=0)
+    bad = np.flatnonzero(~np.isfinite(medians))
+    for j in bad:
+        values = columns[:, j][~np.isnan(columns[:, j])]
+        below, above = np.quantile(values, 0.5, method="lower"), np.quantile(
+            values, 0.5, method="higher")
+        medians[j] = 0.5 * below + 0.5 * above  # no overflow, unlike (a + b) / 2
+    return medians
+
+
+def _quantiles(columns, probabilities):
+    """``np.quantile(columns, probabilities, axis=0)`` for finite columns."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = np.quantile(columns, probabilities, axis=0)
+    bad = np.flatnonzero(~np.isfinite(result).all(axis=0))
+    if bad.size:
+        # linear interpolation, as numpy's default, as a convex combination
+        # of the two order statistics, which cannot overflow
+        position = np.asarray(probabilities) * (columns.shape[0] - 1)
+        weight = (position - np.floor(position))[:, None]
+        below = np.quantile(columns[:, bad], probabilities, axis=0, method="lower")
+        above = np.quantile(columns[:, bad], probabilities, axis=0, method="higher")
+        result[:, bad] = (1 - weight) * below + weight * above
+    return result
+
+
+def _variance_at_most(X, threshold):
+    """Mask of the columns of finite ``X`` whose variance is at most ``threshold``.
+
+    Columns whose plain variance underflows to 0 or overflows are tested
+    again scaled by a power of two: a column of values near 1e-200 that are
+    not all equal is not near-constant for ``threshold=0``.
+    """
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        variance = X.var(axis=0)
+    at_most = variance <= threshold
+    recheck = np.flatnonzero(~np.isfinite(variance) | (variance == 0))
+    if recheck.size:
+        columns = X[:, recheck].astype(np.float64)
+        exponents = peak_exponents(columns)
+        with np.errstate(over="ignore", under="ignore"):
+            # var(c) <= t  <=>  var(c / 2**e) <= t / 4**e
+            at_most[recheck] = np.ldexp(columns, -exponents).var(axis=0) <= np.ldexp(
+                float(threshold), -2 * exponents)
+    return at_most
+
+
+def _in_range(values, dtype):
+    """``values`` cast to ``dtype``, clipped to its finite range first."""
+    if dtype == np.float64:
+        return values
+    largest = np.finfo(dtype).max
+    return np.clip(values, -largest, largest).astype(dtype)
 
 
 class Cleaner(TransformerMixin, BaseEstimator):
@@ -29,6 +95,12 @@ class Cleaner(TransformerMixin, BaseEstimator):
     missing, constant (or constant once clipped), or exact duplicates of an
     earlier column are dropped. Every row is kept: to drop outlier *rows* at
     training time, wrap the final estimator in :class:`OutlierFilter`.
+
+    The learned values are finite for any finite data, up to the edges of
+    the float range (where numpy's own median, quantiles or mean overflow),
+    and ``transform`` returns finite values whatever it is given: statistics
+    learned in float64 beyond the range of a float32 input become its
+    largest finite values.
 
     ``partial_fit`` learns from a stream of chunks in one pass, in memory
     that does not grow with the rows: counts, means, extremes and duplicate
@@ -294,8 +366,8 @@ class Cleaner(TransformerMixin, BaseEstimator):
         lower = np.full(n_features, -np.inf)
         upper = np.full(n_features, np.inf)
         if self.clip_quantile and present.any():
-            lower[present], upper[present] = np.quantile(
-                X[:, present], [self.clip_quantile, 1 - self.clip_quantile], axis=0
+            lower[present], upper[present] = _quantiles(
+                X[:, present], [self.clip_quantile, 1 - self.clip_quantile]
             )
             np.clip(X, lower, upper, out=X)
 
@@ -304,13 +376,14 @@ class Cleaner(TransformerMixin, BaseEstimator):
             reasons[j] = "all missing"
         # near-constant: constant once its outliers are clipped, or with a
         # variance at most variance_threshold
-        clipped_ptp = np.minimum(high, upper) - np.maximum(low, lower)
-        with np.errstate(invalid="ignore"):
-            flat = present & (clipped_ptp <= 0)
-            if sketch is None or self.variance_threshold > 0:
-                # (a sample's zero variance does not prove the column flat:
-                # its rare values may have been left out of the sample)
-                flat |= present & (X.var(axis=0) <= self.variance_threshold)
+        # (a range that overflows is inf, and not flat)
+        with np.errstate(over="ignore"):
+            clipped_ptp = np.minimum(high, upper) - np.maximum(low, lower)
+        flat = present & (clipped_ptp <= 0)
+        if sketch is None or self.variance_threshold > 0:
+            # (a sample's zero variance does not prove the column flat:
+            # its rare values may have been left out of the sample)
+            flat |= present & _variance_at_most(X, self.variance_threshold)
         for j in np.flatnonzero(flat):
             reasons[j] = "constant" if constant[j] else "near-constant"
         support &= ~flat
@@ -358,7 +431,7 @@ class Cleaner(TransformerMixin, BaseEstimator):
             return fill
         if sketch is not None:
             present = ~all_missing
-            fill[present] = sketch.sums[present] / sketch.n_finite[present]
+            fill[present] = sketch.means[present]
             if self.strategy == "mean":
                 return fill
         present = in_sample
@@ -366,9 +439,9 @@ class Cleaner(TransformerMixin, BaseEstimator):
             return fill
         columns = X[:, present]
         if self.strategy == "mean":
-            fill[present] = np.nanmean(columns, axis=0)
+            fill[present] = safe_mean(columns)
         elif self.strategy == "median":
-            fill[present] = np.nanmedian(columns, axis=0)
+            fill[present] = _medians(columns)
         else:
             values = []
             for column in columns.T:
@@ -393,10 +466,13 @@ class Cleaner(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_numeric(self, X, reset=False, allow_nan=True)
         kept = X[:, self.support_]
-        fill = self.statistics_[self.support_].astype(X.dtype)
+        # statistics learned in float64 beyond X's range (float32) become
+        # X's largest finite values, so that the output stays finite
+        fill, lower, upper = (
+            _in_range(values[self.support_], X.dtype)
+            for values in (self.statistics_, self.lower_bounds_, self.upper_bounds_)
+        )
         kept = np.where(np.isfinite(kept), kept, fill)
-        lower = self.lower_bounds_[self.support_].astype(X.dtype)
-        upper = self.upper_bounds_[self.support_].astype(X.dtype)
         return np.clip(kept, lower, upper, out=kept)
 
     def get_feature_names_out(self, input_features=None):

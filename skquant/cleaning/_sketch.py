@@ -2,7 +2,8 @@
 
 Some of the Cleaner's statistics can be kept exactly in one pass at a cost
 that does not grow with the rows: per column, the count of finite values,
-their sum, extremes and a digest of the column's content. The others
+their mean (a running mean, which cannot overflow as a sum can), extremes
+and a digest of the column's content. The others
 (median, most frequent value, clipping quantiles, variance after clipping)
 need the values themselves; for those the sketch keeps a uniform random
 sample of the rows (reservoir sampling, Vitter's algorithm R), which is an
@@ -14,6 +15,8 @@ sample *is* the data, and every statistic is exact.
 import hashlib
 
 import numpy as np
+
+from .._validation import safe_mean
 
 
 class ColumnSketch:
@@ -32,7 +35,7 @@ class ColumnSketch:
     def __init__(self, n_features, sample_size, random_state):
         self.n_rows = 0
         self.n_finite = np.zeros(n_features, dtype=np.int64)
-        self.sums = np.zeros(n_features)
+        self.means = np.zeros(n_features)
         self.minima = np.full(n_features, np.inf)
         self.maxima = np.full(n_features, -np.inf)
         self._digests = [hashlib.blake2b(digest_size=16) for _ in range(n_features)]
@@ -59,8 +62,15 @@ class ColumnSketch:
         """Add the rows of ``X`` (float, non-finite entries count as missing)."""
         X = np.where(np.isfinite(X), X, np.nan).astype(np.float64, copy=False)
         finite = ~np.isnan(X)
-        self.n_finite += finite.sum(axis=0)
-        self.sums += np.where(finite, X, 0.0).sum(axis=0)
+        chunk_finite = finite.sum(axis=0)
+        seen = chunk_finite > 0
+        if seen.any():
+            # the running mean moves toward the chunk's by the chunk's share of
+            # the values: a convex combination, finite for any finite values
+            share = chunk_finite[seen] / (self.n_finite[seen] + chunk_finite[seen])
+            chunk_mean = safe_mean(X[:, seen])
+            self.means[seen] = (1 - share) * self.means[seen] + share * chunk_mean
+        self.n_finite += chunk_finite
         if finite.any():
             self.minima = np.fmin(self.minima, np.nanmin(np.where(finite, X, np.inf), axis=0))
             self.maxima = np.fmax(self.maxima, np.nanmax(np.where(finite, X, -np.inf), axis=0))

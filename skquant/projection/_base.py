@@ -9,7 +9,17 @@ limits, ``n_components_``, output feature names, ``set_output`` and the
 - ``_partial_fit(X, first_call)``: fold one chunk into the running state;
 - ``_finalize()``: derive the fitted attributes named in
   ``_derived_attributes`` from that state;
-- ``_transform(X)`` and, where defined, ``_inverse_transform(Z)``.
+- ``_transform(X)`` and, where defined, ``_inverse_transform(Z)`` (with
+  ``_has_inverse_transform()`` saying where: ``inverse_transform`` exists
+  only there, so that ``hasattr`` tells the truth);
+- ``_transform_wide_range(X)``: the same projection computed without
+  overflow on the way (slowly), for the rare rows whose fast result was
+  not finite.
+
+No projection returns NaN or infinity, nor keeps them in a fitted
+attribute: a fit whose attributes would not be finite, and a transform
+whose result would exceed the dtype's range, raise a ValueError that says
+so (see ``_scaling`` for how data near the float range are computed with).
 
 Streaming families derive their fitted attributes lazily: ``partial_fit``
 only folds a chunk in (so that feeding many chunks costs no more than one
@@ -20,6 +30,7 @@ from abc import ABCMeta, abstractmethod
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -27,6 +38,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_finite, forget_fit, validate_numeric
@@ -84,11 +96,18 @@ class BaseProjection(
     def _transform(self, X):
         """Project validated rows."""
 
+    def _transform_wide_range(self, X):
+        """``_transform(X)`` computed so that nothing overflows on the way,
+        or None where the family has no such path (the default)."""
+        return None
+
+    def _has_inverse_transform(self):
+        """Whether this projection (with its parameters) can be inverted."""
+        return False
+
     def _inverse_transform(self, Z):
-        raise NotImplementedError(
-            f"{type(self).__name__}(method={getattr(self, 'method', None)!r}) has "
-            "no inverse_transform."
-        )
+        """Map projected rows back; called only where ``_has_inverse_transform()``."""
+        raise NotImplementedError
 
     # ---------------------------------------------------------------- helpers
     def _validate_input(self, X, reset, **kwargs):
@@ -96,6 +115,60 @@ class BaseProjection(
 
     def _check_finite(self, X):
         check_finite(X, type(self).__name__, _NAN_ADVICE)
+
+    def _checked_output(self, Z, X, what="transform"):
+        """``Z``, the result of projecting ``X``, once it is known finite.
+
+        One vectorized test on the fast path: a finite sum proves every
+        value finite. Otherwise the rows that are not are computed again
+        without overflow on the way; what is still not finite, or does not
+        fit Z's dtype, exceeds it.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(Z.sum()) or np.isfinite(Z).all():
+                return Z
+        rows = np.flatnonzero(~np.isfinite(Z).all(axis=1))
+        if what == "transform":
+            with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+                wide = self._transform_wide_range(X[rows])
+            if wide is not None:
+                largest = np.finfo(Z.dtype).max
+                fits = (np.isfinite(wide) & (np.abs(wide) <= largest)).all(axis=1)
+                Z[rows[fits]] = wide[fits].astype(Z.dtype)
+                rows = rows[~fits]
+            if not rows.size:
+                return Z
+        largest = float(np.max(np.abs(X[rows]))) if X.size else 0.0
+        dtype = np.dtype(Z.dtype).name
+        raise ValueError(
+            f"{type(self).__name__}.{what} overflowed {dtype}: the result for "
+            f"{rows.size} row(s) (the first: {rows[:5].tolist()}), with values up to "
+            f"{largest:.3g}, exceeds what {dtype} can hold (the rows lie too far out "
+            "for the scale of this projection). Scale the data first, the training "
+            "data and these alike (for example with sklearn's StandardScaler in "
+            "front)" + (", or pass float64" if Z.dtype != np.float64 else "") + "."
+        )
+
+    def _check_fitted_finite(self):
+        """Raise if a fitted attribute is not finite: the data's magnitude
+        overflowed a statistic that the projection cannot do without."""
+        for name in self._derived_attributes:
+            value = self.__dict__.get(name)
+            if scipy.sparse.issparse(value):
+                value = value.data
+            if isinstance(value, float):
+                value = np.float64(value)
+            if (
+                isinstance(value, (np.ndarray, np.floating)) and value.dtype.kind == "f"
+                and not np.isfinite(value).all()
+            ):
+                self._drop_derived()
+                raise ValueError(
+                    f"{type(self).__name__} cannot represent its fitted {name} for "
+                    "data of this magnitude: the computation overflows float64. "
+                    "Scale the data first (for example with sklearn's "
+                    "StandardScaler, or by a power of ten)."
+                )
 
     def _check_n_components(self, n_samples, n_features):
         limit, reason = self._max_components(n_samples, n_features)
@@ -139,6 +212,7 @@ class BaseProjection(
     def _ensure_finalized(self):
         if self.__dict__.get("_needs_finalize"):
             self._finalize()
+            self._check_fitted_finite()
             self._needs_finalize = False
 
     # ------------------------------------------------------------- public API
@@ -167,6 +241,7 @@ class BaseProjection(
             self._fit(X)
             self.n_samples_seen_ = X.shape[0]
             self._finalize()
+            self._check_fitted_finite()
         except Exception:
             forget_fit(self)  # a failed fit leaves nothing half-fitted
             raise
@@ -255,10 +330,16 @@ class BaseProjection(
         check_is_fitted(self, "n_samples_seen_")
         self._ensure_finalized()
         X = self._validate_input(X, reset=False)
-        return self._transform(X)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            Z = self._transform(X)
+        return self._checked_output(Z, X)
 
+    @available_if(lambda self: self._has_inverse_transform())
     def inverse_transform(self, X):
-        """Map projected rows back to the input space (where defined).
+        """Map projected rows back to the input space.
+
+        Defined for ``ColumnProjection`` and ``TreeProjection(method="tsvq")``;
+        the other projections have no ``inverse_transform`` attribute.
 
         Parameters
         ----------
@@ -278,7 +359,9 @@ class BaseProjection(
                 f"inverse_transform expects an array of shape (n_samples, "
                 f"{self.n_components_}), got shape {Z.shape}."
             )
-        return self._inverse_transform(Z)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below
+            X_original = self._inverse_transform(Z)
+        return self._checked_output(X_original, Z, "inverse_transform")
 
     @property
     def _n_features_out(self):

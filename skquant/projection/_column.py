@@ -31,7 +31,9 @@ from sklearn.utils.validation import (
     check_random_state,
 )
 
+from .._validation import peak_exponents, safe_mean
 from ._base import BaseProjection
+from ._scaling import choose_exponent, peak_magnitude, to_unit, wide_range_affine
 
 # Rows per block when folding data into the scatter matrix: large enough for
 # BLAS to run at full speed, small enough that the centred copy stays small.
@@ -53,15 +55,49 @@ def _centred_block(block, buffer):
     a zero shift: the product of its raw rows loses at most a few bits to
     cancellation, and skipping the copy saves a pass over the data.
     """
-    head = block[:256]
-    shift = head.mean(axis=0)
-    if np.all(shift * shift <= _CENTRING_RATIO * head.var(axis=0)):
+    # the head's mean and spread in float64, each column divided by a power
+    # of two (exact), so that neither overflows for data near the float range
+    head = block[:256].astype(np.float64)
+    exponents = peak_exponents(head)
+    scaled = np.ldexp(head, -exponents)
+    scaled_shift = scaled.mean(axis=0)
+    # a constant column is shifted by its value exactly, so that it centres
+    # to zeros (a mean rounded off near 1e308 would leave 1e292s)
+    constant = (head == head[0]).all(axis=0)
+    scaled_shift[constant] = scaled[0, constant]
+    shift = np.ldexp(scaled_shift, exponents).astype(block.dtype)
+    if np.all(scaled_shift * scaled_shift <= _CENTRING_RATIO * scaled.var(axis=0)):
         return block, np.zeros_like(shift)
     if not buffer:
         # one array reused by every block of the call: a fresh array per
         # block costs page faults comparable to the centring itself
         buffer.append(np.empty(block.shape, block.dtype))  # blocks only shrink
     return np.subtract(block, shift, out=buffer[0][: block.shape[0]]), shift
+
+
+def _underflow_limit(dtype):
+    """Squares below this have lost precision to underflow (or soon will,
+    summed with others): ``2**(minexp + 2 * mantissa bits)``."""
+    info = np.finfo(dtype)
+    return np.ldexp(1.0, info.minexp + 2 * info.nmant)
+
+
+def _scaled_moments(block, shift):
+    """``(c.T @ c, c.sum(0), e)`` for ``c = (block - shift) / 2**e`` in float64,
+    with the power of two ``e`` chosen so that no square overflows or
+    underflows."""
+    block, shift = block.astype(np.float64), shift.astype(np.float64)
+    peak = peak_magnitude(block, shift)
+    # |block - shift| < 2**exponent (1024: the range exceeds float64)
+    exponent = int(np.frexp(peak)[1]) if peak < np.inf else 1024
+    scaled = to_unit(block, shift, exponent)
+    return scaled.T @ scaled, scaled.sum(axis=0), exponent
+
+
+def _centred_in_range(X, mean):
+    """``(X - mean) / 2**e`` and ``e``: 0 for data of ordinary magnitude."""
+    exponent = choose_exponent(peak_magnitude(X, mean), X.dtype)
+    return to_unit(X, mean, exponent), exponent
 
 
 class ColumnProjection(BaseProjection):
@@ -78,9 +114,13 @@ class ColumnProjection(BaseProjection):
     method : {"pca", "qr", "random"}, default="pca"
         - ``"pca"``: exact principal components, from a covariance matrix
           accumulated in float64 in one pass over the data (each block's
-          product is computed in the input dtype); ``partial_fit`` accepts the
-          data in chunks. Components have a
+          product is computed in the input dtype, or in float64 scaled by a
+          power of two where its squares would overflow or underflow);
+          ``partial_fit`` accepts the data in chunks. Components have a
           deterministic sign (the largest loading of each is positive).
+          Data whose variance exceeds the float64 range (a spread beyond
+          about 1e154) are refused, since ``explained_variance_`` cannot
+          hold it; ``"qr"`` and ``"random"`` take them.
         - ``"qr"``: keeps ``n_components`` of the original columns, chosen by
           column-pivoted QR of the centred data; transform is a selection and
           :meth:`get_feature_names_out` returns the kept columns' names.
@@ -213,6 +253,10 @@ class ColumnProjection(BaseProjection):
     # the covariance path checks each block as it sums it (see _accumulate)
     _fit_checks_finite = True
 
+    # the running scatter's unit, 4**_exponent (see _merge); 0 for
+    # projections pickled before the unit existed
+    _exponent = 0
+
     def _start(self, X):
         """Resolve the solver and set up the state the first rows feed."""
         self.solver_ = self._resolve_solver(X.shape[1])
@@ -222,6 +266,7 @@ class ColumnProjection(BaseProjection):
         elif self.solver_ == "covariance":
             self._mean = np.zeros(X.shape[1])
             self._scatter = np.zeros((X.shape[1], X.shape[1]))
+            self._exponent = None  # the scatter's unit, 4**_exponent: set by the first block
 
     def _fit(self, X):
         self._start(X)
@@ -273,24 +318,57 @@ class ColumnProjection(BaseProjection):
                 n_block = block.shape[0]
                 centred, shift = _centred_block(block, buffer)
                 residual = centred.sum(axis=0).astype(np.float64)
-                if not np.isfinite(residual).all():
+                # centred.T @ centred runs as one symmetric rank-k update (syrk)
+                # at BLAS speed. numpy's BLAS throughout: a second BLAS
+                # (scipy's) in this loop would fight it for the cores.
+                product = centred.T @ centred
+                exponent = 0
+                if not (np.isfinite(residual).all() and np.isfinite(product).all()):
                     # NaN or inf in this block (fit checks here rather than in a
-                    # separate pass), or else a finite sum that overflowed
+                    # separate pass), or else values so large that their
+                    # squares overflowed: then the block's moments again, in
+                    # float64 and scaled by a power of two
                     self._check_finite(block)
-                block_mean = shift.astype(np.float64) + residual / n_block
-                delta = block_mean - self._mean
-                n_total = n + n_block
-                # centred.T @ centred runs as one symmetric rank-k update (syrk);
-                # then, as one rank-two product: minus the residual's outer
-                # product (scatter about the block's exact mean) plus the
-                # between-means term of the merge. numpy's BLAS throughout: a
-                # second BLAS (scipy's) in this loop would fight it for the cores.
-                self._scatter += centred.T @ centred
-                self._scatter += np.column_stack([residual, delta]) @ np.vstack(
-                    [-residual / n_block, delta * (n * n_block / n_total)]
-                )
-                self._mean += delta * (n_block / n_total)
-                n = n_total
+                    product, residual, exponent = _scaled_moments(block, shift)
+                elif product.diagonal().max(initial=0) < _underflow_limit(product.dtype):
+                    # squares so small that they lose precision (or vanish)
+                    product, residual, exponent = _scaled_moments(block, shift)
+                self._merge(product, residual, exponent, shift, n, n_block)
+                n += n_block
+
+    def _merge(self, product, residual, exponent, shift, n, n_block):
+        """Merge one block's moments into the running mean and scatter.
+
+        ``product`` and ``residual`` are the block's ``c.T @ c`` and
+        ``c.sum(0)`` for ``c = (block - shift) / 2**exponent``. The scatter
+        is kept in units of ``4**self._exponent``, which grows (by powers of
+        two, exactly) when a block's squares would overflow float64, so that
+        data anywhere in the float range merge without overflow. For data
+        of ordinary magnitude every exponent is 0, and this is the pairwise
+        update of Chan, Golub and LeVeque.
+        """
+        if self._exponent is None:  # the first block sets the unit
+            self._exponent = exponent
+        unit = max(self._exponent, exponent)
+        if unit > self._exponent:
+            self._scatter = np.ldexp(self._scatter, 2 * (self._exponent - unit))
+            self._exponent = unit
+        if exponent < unit:
+            product = np.ldexp(product.astype(np.float64), 2 * (exponent - unit))
+            residual = np.ldexp(residual, exponent - unit)
+        n_total = n + n_block
+        # the block's exact mean, in the data's units (within its range, so
+        # finite), and its distance from the running mean, in scatter units
+        block_mean = shift.astype(np.float64) + np.ldexp(residual / n_block, unit)
+        delta = np.ldexp(block_mean, -unit) - np.ldexp(self._mean, -unit)
+        # minus the residual's outer product (the scatter about the block's
+        # exact mean) plus the between-means term of the merge, as one
+        # rank-two product
+        self._scatter += product
+        self._scatter += np.column_stack([residual, delta]) @ np.vstack(
+            [-residual / n_block, delta * (n * n_block / n_total)]
+        )
+        self._mean = np.ldexp(np.ldexp(self._mean, -unit) + delta * (n_block / n_total), unit)
 
     def _fit_random(self, X):
         projector = SparseRandomProjection(
@@ -326,19 +404,20 @@ class ColumnProjection(BaseProjection):
         else:
             if not np.isfinite(self._scatter).all():
                 raise ValueError(
-                    "The products of the input values overflowed (values of about "
-                    f"1e{int(np.log10(np.finfo(self._dtype).max) / 2)} or more in "
-                    f"{np.dtype(self._dtype).name}). Scale the data first (for "
-                    "example with sklearn's StandardScaler) or pass float64."
+                    "The products of the input values overflowed: the data's "
+                    "range exceeds what float64 can hold. Scale the data first "
+                    "(for example with sklearn's StandardScaler)."
                 )
             self.mean_ = self._mean.copy()
+            # in units of 4**_exponent: the components, the selection and
+            # the reconstruction do not depend on the unit, the variances do
             covariance = self._scatter / (n - 1)
             if self.method == "pca":
-                self._finalize_pca(covariance)
+                self._finalize_pca(covariance, self._exponent)
             else:
                 self._finalize_qr(covariance)
 
-    def _finalize_pca(self, covariance):
+    def _finalize_pca(self, covariance, exponent=0):
         d, k = covariance.shape[0], self.n_components_
         eigenvalues, eigenvectors = scipy.linalg.eigh(
             covariance, subset_by_index=[d - k, d - 1], driver="evr"
@@ -348,17 +427,26 @@ class ColumnProjection(BaseProjection):
         # sklearn's convention: the largest loading of each axis is positive
         _, components = svd_flip(None, components, u_based_decision=False)
         total_variance = np.trace(covariance)
+        variance = np.maximum(eigenvalues[order], 0.0)
+        with np.errstate(over="ignore"):
+            explained = np.ldexp(variance, 2 * exponent)
+        if not np.isfinite(explained).all():
+            raise ValueError(
+                "ColumnProjection(method='pca') cannot represent the variance of "
+                f"this data (about 2**{int(np.frexp(variance[0])[1]) + 2 * exponent}) "
+                "in float64: explained_variance_ overflows. Scale the data first "
+                "(for example with sklearn's StandardScaler), or use method='qr' "
+                "or 'random', which do not need it."
+            )
         self.components_ = components
-        self.explained_variance_ = np.maximum(eigenvalues[order], 0.0)
+        self.explained_variance_ = explained
         self.explained_variance_ratio_ = (
-            self.explained_variance_ / total_variance
-            if total_variance > 0
-            else np.zeros(k)
+            variance / total_variance if total_variance > 0 else np.zeros(k)
         )
 
     def _finalize_randomized(self, X):
-        self.mean_ = X.mean(axis=0, dtype=np.float64)
-        centred = X - self.mean_.astype(X.dtype)
+        self.mean_ = safe_mean(X)
+        centred, exponent = _centred_in_range(X, self.mean_)
         _, singular_values, components = randomized_svd(
             centred,
             self.n_components_,
@@ -368,9 +456,13 @@ class ColumnProjection(BaseProjection):
         _, components = svd_flip(None, components, u_based_decision=False)
         n = X.shape[0]
         total_variance = np.einsum("ij,ij->", centred, centred, dtype=np.float64)
+        variance = singular_values.astype(np.float64) ** 2 / (n - 1)
         self.components_ = components.astype(np.float64)
-        self.explained_variance_ = singular_values.astype(np.float64) ** 2 / (n - 1)
-        self.explained_variance_ratio_ = self.explained_variance_ / max(
+        with np.errstate(over="ignore"):
+            # (not finite where the data's variance overflows: refused after
+            # the fit, by name)
+            self.explained_variance_ = np.ldexp(variance, 2 * exponent)
+        self.explained_variance_ratio_ = variance / max(
             total_variance / (n - 1), np.finfo(float).tiny
         )
 
@@ -390,8 +482,8 @@ class ColumnProjection(BaseProjection):
                             covariance[selected])
 
     def _finalize_qr_direct(self, X):
-        self.mean_ = X.mean(axis=0, dtype=np.float64)
-        centred = X - self.mean_.astype(X.dtype)
+        self.mean_ = safe_mean(X)
+        centred, _ = _centred_in_range(X, self.mean_)  # the selection is scale-free
         r_factor, pivots = scipy.linalg.qr(centred, mode="r", pivoting=True)
         diagonal = np.abs(np.diag(r_factor))
         tol = self._rank_tolerance(diagonal.max() if diagonal.size else 0.0, max(X.shape))
@@ -422,6 +514,17 @@ class ColumnProjection(BaseProjection):
             return np.asarray(X @ self.components_.T.astype(X.dtype))
         centred = X - self.mean_.astype(X.dtype)
         return centred @ self.components_.T.astype(X.dtype)
+
+    def _transform_wide_range(self, X):
+        if self.method == "qr":
+            return None  # a selection: nothing to overflow
+        components = self.components_
+        if scipy.sparse.issparse(components):
+            components = components.toarray()
+        return wide_range_affine(X, getattr(self, "mean_", None), components)
+
+    def _has_inverse_transform(self):
+        return True
 
     def _inverse_transform(self, Z):
         if self.method == "random":

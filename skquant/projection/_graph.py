@@ -16,7 +16,10 @@ however many rows there are:
 The edge weights are a heat kernel with local scaling (Zelnik-Manor and
 Perona): ``exp(-d_ij^2 / (s_i s_j))``, with ``s_i`` the distance from row i
 to its ``n_neighbors``-th neighbour, so that dense and sparse regions of the
-data are treated alike.
+data are treated alike (for a landmark with ``n_neighbors`` duplicates or
+more, to its ``n_neighbors``-th distinct neighbour). Data near the float
+range are centred and divided by a power of two first, so that no squared
+distance overflows; the embedding does not depend on the data's scale.
 """
 
 import warnings
@@ -31,8 +34,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
 from sklearn.utils.validation import check_random_state
 
+from .._validation import safe_mean
 from ..runtime._steps import nearest_landmarks
 from ._base import BaseProjection
+from ._scaling import (
+    choose_exponent,
+    peak_magnitude,
+    to_unit,
+    wide_range_affine,
+    wide_range_distances,
+)
 
 # Below this many landmarks a dense eigensolver is as fast as ARPACK and
 # needs no start vector.
@@ -50,6 +61,56 @@ def _local_scale(distances, floor):
     0 would make the kernel undefined.
     """
     return np.maximum(distances[:, -1].astype(np.float64), floor)
+
+
+def _distinct_scale(landmarks, distances, scale, k):
+    """The scales of landmarks with ``k`` or more duplicates, from their
+    ``k``-th nearest *distinct* landmark.
+
+    Their listed neighbours are all at distance 0. The floor alone would
+    make their kernel so narrow that the landmarks around them, at
+    ordinary distances, hang on edges of weight near 1e-300, and their
+    spectral coordinates (which grow as one over the square root of the
+    degree) reach 1e150: infinite in float32.
+    """
+    duplicated = np.flatnonzero(distances[:, -1] == 0)
+    distinct = np.unique(landmarks, axis=0)
+    if distinct.shape[0] < 2:
+        return scale  # one point: the floor is all there is
+    from sklearn.neighbors import NearestNeighbors
+
+    # the nearest distinct row is the landmark itself, at distance 0
+    n_neighbors = min(k + 1, distinct.shape[0])
+    found, _ = NearestNeighbors(n_neighbors=n_neighbors).fit(distinct).kneighbors(
+        landmarks[duplicated])
+    scale = scale.copy()
+    scale[duplicated] = np.maximum(found[:, -1], scale[duplicated])
+    return scale
+
+
+def _kernel_exponents(distances, scale, neighbour_scale):
+    """``d**2 / (s_row s_neighbour)``, as ``(d / s_row) (d / s_neighbour)``,
+    which does not overflow on the way."""
+    distances = distances.astype(np.float64)
+    with np.errstate(over="ignore"):
+        exponents = (distances / scale[:, None]) * (distances / neighbour_scale)
+    return np.minimum(exponents, np.finfo(np.float64).max)
+
+
+def _working_units(landmarks):
+    """``(origin, exponent)`` of the units the graph is built in.
+
+    ``(None, 0)``, the landmarks as they are, for data of ordinary
+    magnitude (as the serving runtime computes). Near the float range (or
+    tiny), the landmarks centred on their mean and divided by a power of
+    two, so that no squared distance overflows or underflows.
+    """
+    landmarks = landmarks.astype(np.float64)
+    if choose_exponent(peak_magnitude(landmarks), np.float64) == 0:
+        return None, 0
+    origin = safe_mean(landmarks)
+    peak = peak_magnitude(landmarks, origin)
+    return origin, (int(np.frexp(peak)[1]) if peak < np.inf else 1024)
 
 
 class GraphProjection(BaseProjection):
@@ -114,7 +175,9 @@ class GraphProjection(BaseProjection):
     embedding_ : ndarray of shape (n_landmarks, n_components)
         ``"spectral"``: the landmarks' coordinates.
     landmark_scale_ : ndarray of shape (n_landmarks,)
-        ``"spectral"``: each landmark's local kernel scale.
+        ``"spectral"``: each landmark's local kernel scale: the distance to
+        its ``n_neighbors``-th neighbour (distinct neighbour, for a landmark
+        with that many duplicates).
     mean_ : ndarray of shape (n_features_in,)
         ``"lpp"``: mean of the landmarks, subtracted before projecting.
     components_ : ndarray of shape (n_components, n_features_in)
@@ -178,8 +241,16 @@ class GraphProjection(BaseProjection):
         self.n_landmarks = n_landmarks
         self.random_state = random_state
 
+    # the working units of the graph (see _working_units): none, the
+    # landmarks as they are, for data of ordinary magnitude and for
+    # projections pickled before the units existed. For lpp, _exponent is
+    # the power of two its centred rows are divided by.
+    _origin = None
+    _exponent = 0
+
     # derived from landmarks_ and embedding_: rebuilt on load, not stored twice
-    _transient_attributes = ("_coordinates", "_landmarks64", "_landmark_norms")
+    _transient_attributes = ("_coordinates", "_landmarks64", "_landmark_norms",
+                             "_landmark_scale_work", "_floor_work")
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -254,19 +325,28 @@ class GraphProjection(BaseProjection):
         # before it changes the reservoir, and a pickle stores it once
         self.landmarks_ = landmarks
         self.n_landmarks_ = m
-        neighbors = NearestNeighbors(n_neighbors=self.n_neighbors).fit(landmarks)
+        # the graph is built in working units (see _working_units): the
+        # landmarks themselves, unless they lie near the float range
+        self._origin, self._exponent = _working_units(landmarks)
+        work = self._working(landmarks)
+        neighbors = NearestNeighbors(n_neighbors=self.n_neighbors).fit(work)
         distances, indices = neighbors.kneighbors()  # each row's own excluded
         # the floor for duplicated rows: a small fraction of the typical scale,
         # fixed at fit so that a new row's embedding needs no other row
         positive = distances[:, -1][distances[:, -1] > 0]
-        self._scale_floor = 1e-3 * float(np.median(positive)) if positive.size else 1.0
-        self.landmark_scale_ = _local_scale(distances, self._scale_floor)
-        affinity = self._affinity(landmarks, distances, indices)
+        floor = 1e-3 * float(np.median(positive)) if positive.size else 1.0
+        scale = _local_scale(distances, floor)
+        if positive.size < m:
+            scale = _distinct_scale(work, distances, scale, self.n_neighbors)
+        with np.errstate(over="ignore"):  # (refused after the fit, by name)
+            self._scale_floor = float(np.ldexp(floor, self._exponent))
+            self.landmark_scale_ = np.ldexp(scale, self._exponent)
+        affinity = self._affinity(work, distances, indices, scale)
         self.affinity_ = affinity
         self.n_connected_components_ = self._n_components_before_joining
         rng = check_random_state(self._rng.randint(np.iinfo(np.int32).max))
         if self.method == "spectral":
-            self._finalize_spectral(affinity, rng)
+            self._finalize_spectral(affinity, rng, scale, floor)
         else:
             self._finalize_lpp(affinity, landmarks)
         if self.method == "lpp":
@@ -275,37 +355,82 @@ class GraphProjection(BaseProjection):
 
     def _transform(self, X):
         if self.method == "lpp":
-            return ((X - self.mean_.astype(X.dtype)) @ self.components_.T.astype(X.dtype))
+            if self._exponent == 0:
+                return (X - self.mean_.astype(X.dtype)) @ self.components_.T.astype(X.dtype)
+            # data near the float range: in the working units of the fit
+            components = np.ldexp(self.components_, self._exponent)
+            return to_unit(X, self.mean_, self._exponent) @ components.T.astype(X.dtype)
         out = np.empty((X.shape[0], self.n_components_), dtype=X.dtype)
         for start in range(0, X.shape[0], _TRANSFORM_BLOCK):
-            block = X[start : start + _TRANSFORM_BLOCK]
+            block = self._working(X[start : start + _TRANSFORM_BLOCK])
             # brute force in numpy (one product, a partial sort): for a few
             # thousand landmarks several times faster than NearestNeighbors'
             # per-call overhead, and the same code the serving runtime runs
             distances, indices = nearest_landmarks(
                 block, self._landmarks64, self._landmark_norms, self.n_neighbors)
-            weights = self._kernel(
-                distances, _local_scale(distances, self._scale_floor), indices
-            )
-            weights /= weights.sum(axis=1, keepdims=True)
-            # Nystrom: the eigenvector equation, psi = P psi / lambda, at the row
-            out[start : start + _TRANSFORM_BLOCK] = np.einsum(
-                "ij,ijk->ik", weights, self._coordinates[indices]
-            )
+            out[start : start + _TRANSFORM_BLOCK] = self._interpolate(distances, indices)
         return out
 
-    # ---------------------------------------------------------------- helpers
-    def _kernel(self, distances, scale, indices):
-        squared = distances.astype(np.float64) ** 2
-        return np.exp(-squared / (scale[:, None] * self.landmark_scale_[indices]))
+    def _transform_wide_range(self, X):
+        if self.method == "lpp":
+            return wide_range_affine(X, self.mean_, self.components_)
+        # rows so far from the landmarks that their squared distances
+        # overflow: the distances again, each row scaled by a power of two on
+        # the way, in units of 2**halvings of the data's own (where the
+        # working units could not hold them, nor the data's own units a
+        # distance across the whole float range). The kernel depends on
+        # ratios of distances only, so the units do not matter.
+        halvings = 1 + int(np.ceil(0.5 * np.log2(X.shape[1])))
+        tiny = np.finfo(np.float64).smallest_subnormal
+        landmarks = np.ldexp(np.asarray(self.landmarks_, dtype=np.float64), -halvings)
+        distances = wide_range_distances(X, np.zeros(X.shape[1]), halvings, landmarks)
+        k = self.n_neighbors
+        nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]
+        rows = np.arange(X.shape[0])[:, None]
+        nearest = nearest[rows, np.lexsort((nearest, distances[rows, nearest]), axis=1)]
+        return self._interpolate(
+            distances[rows, nearest], nearest,
+            max(float(np.ldexp(self._scale_floor, -halvings)), tiny),
+            np.maximum(np.ldexp(self.landmark_scale_, -halvings), tiny),
+        )
 
-    def _affinity(self, landmarks, distances, indices):
+    # ---------------------------------------------------------------- helpers
+    def _working(self, X):
+        """Rows in the units the graph was built in (float64)."""
+        X = np.asarray(X, dtype=np.float64)
+        if self._origin is None:
+            return X
+        return to_unit(X, self._origin, self._exponent)
+
+    def _interpolate(self, distances, indices, floor=None, landmark_scale=None):
+        """Nystrom: the eigenvector equation, psi = P psi / lambda, at each row.
+
+        ``distances`` to the ``indices`` landmarks are in working units,
+        unless ``floor`` and ``landmark_scale`` are given in theirs.
+        """
+        if floor is None:
+            floor, landmark_scale = self._floor_work, self._landmark_scale_work
+        scale = _local_scale(distances, floor)
+        # the kernel's exponents, each row's smallest taken out before exp
+        # (the weights are normalized): a row far from every landmark, whose
+        # every exp(-...) would underflow, still gets its nearest ones' mean
+        exponents = _kernel_exponents(distances, scale, landmark_scale[indices])
+        exponents -= exponents.min(axis=1, keepdims=True)
+        weights = np.exp(-exponents)
+        weights /= weights.sum(axis=1, keepdims=True)
+        return np.einsum("ij,ijk->ik", weights, self._coordinates[indices])
+
+    def _affinity(self, landmarks, distances, indices, scale):
         m, k = indices.shape
-        weights = self._kernel(distances, self.landmark_scale_, indices)
+        weights = np.exp(-_kernel_exponents(distances, scale, scale[indices]))
         graph = scipy.sparse.csr_matrix(
             (weights.ravel(), indices.ravel(), np.arange(0, m * k + 1, k)), shape=(m, m)
         )
         graph = graph.maximum(graph.T).tocsr()
+        # an edge whose weight underflowed to 0 is no edge: a landmark left
+        # without any is joined below like any other component (a degree of
+        # 1e-300 would give it a coordinate of 1e150)
+        graph.eliminate_zeros()
         n_parts, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
         self._n_components_before_joining = n_parts
         if n_parts == 1:
@@ -343,7 +468,7 @@ class GraphProjection(BaseProjection):
             return self._join_components(graph, landmarks, labels, labels.max() + 1)
         return graph
 
-    def _finalize_spectral(self, affinity, rng):
+    def _finalize_spectral(self, affinity, rng, scale, floor):
         degree = np.asarray(affinity.sum(axis=1)).ravel()
         inverse_root = 1.0 / np.sqrt(degree)
         normalized = scipy.sparse.diags(inverse_root) @ affinity @ scipy.sparse.diags(inverse_root)
@@ -364,13 +489,18 @@ class GraphProjection(BaseProjection):
         _, psi_t = svd_flip(None, psi.T, u_based_decision=False)  # sign convention
         self.eigenvalues_ = eigenvalues
         self.embedding_ = psi_t.T.copy()
-        self._set_interpolation()
+        self._set_interpolation(scale, floor)
 
-    def _set_interpolation(self):
-        """The landmarks (float64, with their squared norms) and the
-        coordinates that transform interpolates."""
-        self._landmarks64 = np.asarray(self.landmarks_, dtype=np.float64)
+    def _set_interpolation(self, scale=None, floor=None):
+        """The landmarks (float64, in working units, with their squared
+        norms and kernel scales) and the coordinates that transform
+        interpolates."""
+        self._landmarks64 = np.asarray(self._working(self.landmarks_), dtype=np.float64)
         self._landmark_norms = np.einsum("ij,ij->i", self._landmarks64, self._landmarks64)
+        self._landmark_scale_work = (
+            np.ldexp(self.landmark_scale_, -self._exponent) if scale is None else scale)
+        self._floor_work = (
+            float(np.ldexp(self._scale_floor, -self._exponent)) if floor is None else floor)
         # psi_j / lambda: a landmark's own neighbourhood gives back its
         # coordinates
         tiny = np.finfo(float).eps
@@ -379,8 +509,13 @@ class GraphProjection(BaseProjection):
 
     def _finalize_lpp(self, affinity, landmarks):
         degree = np.asarray(affinity.sum(axis=1)).ravel()
-        self.mean_ = landmarks.mean(axis=0, dtype=np.float64)
-        centred = landmarks.astype(np.float64) - self.mean_
+        landmarks = landmarks.astype(np.float64)
+        self.mean_ = safe_mean(landmarks)
+        # centred, and divided by a power of two for data near the float
+        # range (0 otherwise); transform works in the same units
+        self._origin = None  # (the graph's units; lpp's are mean_ and _exponent)
+        self._exponent = choose_exponent(peak_magnitude(landmarks, self.mean_), np.float64)
+        centred = to_unit(landmarks, self.mean_, self._exponent)
         laplacian = scipy.sparse.diags(degree) - affinity
         spread = centred.T @ (degree[:, None] * centred)
         locality = centred.T @ (laplacian @ centred)
@@ -393,4 +528,5 @@ class GraphProjection(BaseProjection):
         )
         _, components = svd_flip(None, vectors.T, u_based_decision=False)
         self.eigenvalues_ = eigenvalues
-        self.components_ = components * np.sqrt(degree.sum())
+        with np.errstate(over="ignore", under="ignore"):  # (refused by name)
+            self.components_ = np.ldexp(components * np.sqrt(degree.sum()), -self._exponent)

@@ -34,13 +34,28 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
+from .._validation import safe_mean
 from ._base import BaseProjection
+from ._scaling import choose_exponent, peak_magnitude, to_unit, wide_range_distances
 from ._tree_structure import RoutingBlock, buckets, depths, grow, leaf_order
 
 # Rows per streamed block (and routing call): up to 32,768, and at most
 # 16 MiB of rows, so that the block buffer stays small for wide data.
 _BLOCK_ROWS = 32768
 _BLOCK_BYTES = 2**24
+
+
+def _in_float32_range(rows):
+    """``rows``, clipped to the float32 range for scikit-learn's trees.
+
+    A tree splits between values it sees as float32; values beyond that
+    range, all alike in float32, are clipped to its largest ones, so that
+    fitting them raises no overflow.
+    """
+    largest = np.finfo(np.float32).max
+    if rows.dtype == np.float32 or np.abs(rows).max(initial=0) <= largest:
+        return rows
+    return np.clip(rows, -largest, largest)
 
 
 def _block_rows(n_features, dtype):
@@ -76,7 +91,9 @@ class TreeProjection(BaseProjection):
           (:class:`~sklearn.ensemble.RandomTreesEmbedding`) grown on the
           sample; each row's one-hot leaf indicators are projected on the
           ``n_components`` principal axes of the indicators, accumulated over
-          every row.
+          every row. The trees compare values in float32, as scikit-learn's
+          do: values beyond float32's range are clipped to it for growing
+          them, and go the way of the largest float32 value after.
     max_samples : int, default=32768
         Rows the trees are grown on. ``fit`` draws them uniformly from ``X``;
         ``partial_fit`` takes the first ``max_samples`` rows it is fed (feed
@@ -216,6 +233,11 @@ class TreeProjection(BaseProjection):
         self.max_depth = max_depth
         self.random_state = random_state
 
+    # tsvq's working units: rows are centred on _origin and divided by
+    # 2**_exponent, which is 0 (nothing divided) for data of ordinary
+    # magnitude and for projections pickled before the units existed
+    _exponent = 0
+
     # caches that _set_routing derives from the prototypes: not pickled
     # the routing caches, rebuilt from the prototypes on load
     _transient_attributes = ("_normals", "_offsets", "_inverse_norms", "_prototypes",
@@ -335,11 +357,11 @@ class TreeProjection(BaseProjection):
         start = 0
         while start < rows.shape[0]:
             take = min(step - self._n_buffered, rows.shape[0] - start)
-            np.subtract(
-                rows[start : start + take],
-                self._origin,
-                out=self._buffer[self._n_buffered : self._n_buffered + take],
-            )
+            into = self._buffer[self._n_buffered : self._n_buffered + take]
+            if self._exponent == 0:
+                np.subtract(rows[start : start + take], self._origin, out=into)
+            else:
+                into[:] = to_unit(rows[start : start + take], self._origin, self._exponent)
             self._n_buffered += take
             start += take
             if self._n_buffered == step:
@@ -348,7 +370,22 @@ class TreeProjection(BaseProjection):
     def _flush(self, release):
         """Route the buffered rows; ``release`` also frees the buffer."""
         if self._buffer is not None and self._n_buffered:
-            self._update_prototypes(self._buffer[: self._n_buffered], lloyd=False)
+            # the prototypes before the update, kept in case the rows overflow
+            # them (a few nodes by d: small)
+            before = self._centers.copy(), self._sizes.copy()
+            with np.errstate(over="ignore", invalid="ignore"):
+                self._update_prototypes(self._buffer[: self._n_buffered], lloyd=False)
+            if not np.isfinite(self._centers).all():
+                self._centers, self._sizes = before
+                self._set_routing()
+                self._n_buffered = 0
+                raise ValueError(
+                    "TreeProjection cannot take these rows: they lie so far beyond "
+                    "the rows the tree was grown on that the prototypes overflow "
+                    "(the chunk was not learned from). Scale the data (for example "
+                    "with sklearn's StandardScaler) so that every chunk is of the "
+                    "same magnitude."
+                )
         self._n_buffered = 0
         if release:
             self._buffer = None
@@ -367,9 +404,18 @@ class TreeProjection(BaseProjection):
             return self._closeness(X)
         return self._embed(X)
 
-    def _inverse_transform(self, Z):
+    def _transform_wide_range(self, X):
         if self.method != "tsvq":
-            return super()._inverse_transform(Z)
+            return None  # a sum of table rows: nothing to overflow
+        distances = wide_range_distances(
+            X, self._origin.astype(np.float64), self._exponent, self._prototypes)
+        return distances * (-1.0 / self._scale)
+
+    def _has_inverse_transform(self):
+        # a quantizer decodes; the random trees' leaf indicators do not
+        return self.method == "tsvq"
+
+    def _inverse_transform(self, Z):
         # decoding a quantizer: each row becomes its closest prototype
         return self.cluster_centers_[np.argmax(Z, axis=1)]
 
@@ -377,10 +423,15 @@ class TreeProjection(BaseProjection):
     def _grow_tsvq(self, rows):
         # Work in coordinates centred on the sample mean: the hyperplane tests
         # and distances, computed in the input dtype, then lose no precision
-        # to a far-off origin.
-        self._origin = rows.mean(axis=0, dtype=np.float64).astype(rows.dtype)
-        centred = rows - self._origin
+        # to a far-off origin. Data near the float range (or tiny) are also
+        # divided by a power of two, so that their squares neither overflow
+        # nor underflow (the exponent is 0 for data of ordinary magnitude).
+        origin = safe_mean(rows)
+        self._exponent = choose_exponent(peak_magnitude(rows, origin), rows.dtype)
+        self._origin = origin.astype(rows.dtype)
+        centred = to_unit(rows, self._origin, self._exponent)
         spread = np.einsum("ij,ij->", centred, centred, dtype=np.float64)
+        # (in units of 2**_exponent)
         self._scale = math.sqrt(spread / rows.shape[0]) or 1.0
         centers, sizes, children = grow(centred, self.n_components, self._rng)
         n_leaves = int(np.sum(children[:, 0] < 0))
@@ -589,7 +640,13 @@ class TreeProjection(BaseProjection):
         internal = children[:, 0] >= 0
         parent[children[internal, 0]] = np.flatnonzero(internal)
         parent[children[internal, 1]] = np.flatnonzero(internal)
-        self.node_centers_ = self._centers + self._origin.astype(np.float64)
+        origin = self._origin.astype(np.float64)
+        if self._exponent == 0:
+            self.node_centers_ = self._centers + origin
+        else:  # added in the working units, so that nothing overflows
+            with np.errstate(over="ignore"):  # (refused after the fit, by name)
+                self.node_centers_ = np.ldexp(
+                    self._centers + np.ldexp(origin, -self._exponent), self._exponent)
         self.node_sizes_ = self._sizes.copy()
         self.children_ = children.copy()
         self.parent_ = parent
@@ -597,10 +654,11 @@ class TreeProjection(BaseProjection):
         self.leaf_sizes_ = self.node_sizes_[self._leaves]
         self.cluster_centers_ = self.node_centers_[self._leaves]
         self.max_depth_ = self._depth
-        self.scale_ = self._scale
+        with np.errstate(over="ignore"):
+            self.scale_ = float(np.ldexp(self._scale, self._exponent))
 
     def _closeness(self, X):
-        centred = X - self._origin.astype(X.dtype)
+        centred = to_unit(X, self._origin, self._exponent)
         # |x - c|^2 = |x|^2 - 2 x.c + |c|^2, as one matrix product
         squared = centred @ (-2.0 * self._prototypes.T.astype(X.dtype))
         squared += self._prototype_norms.astype(X.dtype)
@@ -632,7 +690,7 @@ class TreeProjection(BaseProjection):
             return self._leaf_indices(X) - self._leaf_offsets[:-1]
         step = _block_rows(X.shape[1], X.dtype)
         return np.concatenate([
-            self._route(X[start : start + step] - self._origin.astype(X.dtype))
+            self._route(to_unit(X[start : start + step], self._origin, self._exponent))
             for start in range(0, X.shape[0], step)
         ])
 
@@ -641,11 +699,14 @@ class TreeProjection(BaseProjection):
         from sklearn.ensemble import RandomTreesEmbedding
 
         depth = self._resolve_depth()
-        self._embedding = RandomTreesEmbedding(
-            n_estimators=self.n_estimators,
-            max_depth=depth,
-            random_state=self._rng.randint(np.iinfo(np.int32).max),
-        ).fit(rows)
+        # (scikit-learn's finite test sums the float32 rows, which may
+        # overflow: harmless, and no business of the user's)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._embedding = RandomTreesEmbedding(
+                n_estimators=self.n_estimators,
+                max_depth=depth,
+                random_state=self._rng.randint(np.iinfo(np.int32).max),
+            ).fit(_in_float32_range(rows))
         # each tree's leaves get consecutive columns of the indicator matrix
         self._leaf_column = []
         offsets = [0]
@@ -662,7 +723,11 @@ class TreeProjection(BaseProjection):
 
     def _leaf_indices(self, X):
         """Global indicator column of each row's leaf in every tree."""
-        X32 = np.asarray(X, dtype=np.float32)
+        # scikit-learn's trees compare float32 values; a value beyond the
+        # float32 range becomes +-inf, which every threshold sends the same
+        # way as the value itself
+        with np.errstate(over="ignore"):
+            X32 = np.asarray(X, dtype=np.float32)
         return np.column_stack(
             [
                 column[tree.tree_.apply(X32)] + offset
