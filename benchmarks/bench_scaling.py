@@ -29,11 +29,38 @@ Run: python benchmarks/bench_scaling.py [--sizes 10000,100000,1000000,10000000]
      [--components 32] [--chunk 100000] [--stream-from 10000000]
      [--workdir DIR] [--plot docs/_static/scaling.png]
      [--csv benchmarks/results/scaling.csv]
+
+``--fit-stream ROWS`` measures ``fit_stream`` alone instead (issue 12's
+target): the Pipeline (Cleaner -> column(32) -> Keras MLP, batch 1024) over
+ROWS rows of the same data read from a ``.npy`` memmap in ``--chunk``-row
+chunks, for ``--epochs`` epochs (10), once per ``--store-dtypes`` (float32
+and int8, each in a fresh process, after the same 2,000-row warm-up). It
+reports the reads of the raw source (rows read / ROWS, counted by a wrapper
+around the memmap, beside ``fit_stream``'s own count), the time of each
+pass and of the epochs, the total against one epoch of the old path (166 s
+at 10^7 rows, this script's "pipeline" row of 2026-11-30: clean, project
+and one epoch that re-read and re-projected the source), the peak
+``RssAnon`` above the start next to the store budget, the store's bytes
+against the raw rows', and the test accuracy (100,000 rows that were not
+trained on). Targets at 10^7 rows: at most 3 reads, at most 2x 166 s.
+
+Run: python benchmarks/bench_scaling.py --fit-stream 10000000 [--epochs 10]
+     [--store-dtypes float32,int8] [--store-budget 1073741824] [--chunk 100000]
+     [--blas-threads 0] [--workdir DIR] [--stream-csv benchmarks/results/fit_stream.csv]
+
+(``--blas-threads 1`` limits numpy's BLAS to one thread during the fit: on
+a 2-core machine that another process keeps busy, two-thread OpenBLAS calls
+wait for the descheduled thread, and the projection pass's small products
+(8,192 x 100 blocks) then ran up to 60x slower, 1.9 s instead of 0.05 s a
+chunk, measured 2026-12-01.)
 """
 
 import argparse
+import contextlib
 import csv
 import ctypes
+import io
+import re
 import gc
 import json
 import os
@@ -52,6 +79,10 @@ FAMILIES = ("column", "tree", "graph", "pipeline")
 N_FEATURES, N_LATENT, N_CLUSTERS, N_CLASSES = 100, 10, 20, 10
 BLOCK, SEED = 100_000, 0
 ROOT = Path(__file__).resolve().parent.parent
+# fit_stream before issue 12, at 10^7 rows: Cleaner pass, projection pass and
+# ONE epoch that re-read the memmap and re-ran both steps (this script's
+# "pipeline" row, 2026-11-30, docs/benchmarks.rst)
+ONE_EPOCH_BEFORE_S = 166.0
 
 
 # ------------------------------------------------------------------- data
@@ -191,6 +222,116 @@ def measure(family, n_rows, args):
             "mode": "stream" if streamed else "memory"}
 
 
+class CountingRows:
+    """A 2-D array source that counts the rows read from it (``X[rows]``)."""
+
+    def __init__(self, X):
+        self.X, self.shape, self.ndim, self.rows_read = X, X.shape, X.ndim, 0
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        part = self.X[key]
+        self.rows_read += part.shape[0] if part.ndim == 2 else 1
+        return part
+
+
+def measure_stream(store_dtype, n_rows, args):
+    """fit_stream at ``n_rows`` rows, in this (fresh) process."""
+    from skquant import fit_stream, make_quant_pipeline
+
+    def pipeline():
+        return make_quant_pipeline("column", args.components, random_state=0,
+                                   classify__epochs=args.epochs, classify__batch_size=1024)
+
+    X, y = load(n_rows, True, args.workdir)
+    X_test, y_test = _block(n_rows // BLOCK + 1)  # rows the fit never sees
+    options = dict(chunk_size=args.chunk, random_state=0, store_dtype=store_dtype,
+                   store_budget=args.store_budget, return_info=True, verbose=True)
+    with contextlib.redirect_stderr(io.StringIO()):  # warm-up: TensorFlow's start-up
+        fit_stream(pipeline(), X[:2000], y[:2000], **{**options, "chunk_size": 1000})
+    source, log = CountingRows(X), io.StringIO()
+    pipe = pipeline()
+    blas = contextlib.nullcontext()
+    if args.blas_threads:
+        from threadpoolctl import threadpool_limits
+
+        blas = threadpool_limits(args.blas_threads, user_api="blas")
+    with blas, Peak() as fitting, contextlib.redirect_stderr(log):
+        _, info = fit_stream(pipe, source, y, **options)
+    lines = log.getvalue().splitlines()
+    seconds = [float(m.group(1)) for m in (re.search(r" in ([\d.]+) s$", line) for line in lines)
+               if m]
+    passes = [line for line in lines if " over the source " in line]
+    return {
+        **info, "rows": n_rows, "fit_s": fitting.seconds, "fit_mib": fitting.mib,
+        "source_reads": source.rows_read / n_rows,
+        "pass_s": seconds[:len(passes)], "epochs_s": sum(seconds[len(passes):]),
+        "accuracy": float(pipe.score(X_test, y_test)), "log": lines,
+    }
+
+
+def run_stream(args):
+    """The fit_stream measurement for each store dtype, each in a fresh process."""
+    n_rows = args.fit_stream
+    print(f"machine: {machine()}")
+    print(f"fit_stream: {n_rows} rows x {N_FEATURES} float32 columns from a memmap "
+          f"({args.workdir}), chunks of {args.chunk} rows, column({args.components}) -> "
+          f"MLP of batch 1024, {args.epochs} epochs, store budget {args.store_budget} bytes, "
+          f"BLAS threads {args.blas_threads or 'default'}\n")
+    write_memmap(args.workdir, n_rows)  # once, outside every timed run
+    records = []
+    for store_dtype in args.store_dtypes.split(","):
+        command = [sys.executable, __file__, "--one-stream", store_dtype, str(n_rows),
+                   "--components", str(args.components), "--chunk", str(args.chunk),
+                   "--epochs", str(args.epochs), "--store-budget", str(args.store_budget),
+                   "--blas-threads", str(args.blas_threads), "--workdir", str(args.workdir)]
+        done = subprocess.run(command, capture_output=True, text=True,
+                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        if lines:
+            record = json.loads(lines[-1])
+        else:
+            tail = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+            record = {"error": f"subprocess failed: {tail}"}
+        records.append({"store_dtype": store_dtype, **record})
+        print(f"  done {store_dtype}", file=sys.stderr, flush=True)
+
+    raw = n_rows * N_FEATURES * 4 + n_rows * 4  # float32 rows, int32 labels
+    print(f"{'store':<8} {'where':<7} {'reads':>5} {'passes s':>20} {'epochs s':>9} "
+          f"{'total s':>8} {'/166 s':>6} {'peak MiB':>9} {'store MiB':>10} {'raw MiB':>8} "
+          f"{'store/raw':>9} {'accuracy':>8}")
+    for r in records:
+        if "error" in r:
+            print(f"{r['store_dtype']:<8} error: {r['error']}")
+            continue
+        passes = "+".join(f"{t:.0f}" for t in r["pass_s"])
+        print(f"{r['store_dtype']:<8} {r['store']:<7} {r['source_reads']:>5.2f} {passes:>20} "
+              f"{r['epochs_s']:>9.1f} {r['fit_s']:>8.1f} {r['fit_s'] / ONE_EPOCH_BEFORE_S:>6.2f} "
+              f"{r['fit_mib']:>9.0f} {r['store_bytes'] / 2**20:>10.0f} {raw / 2**20:>8.0f} "
+              f"{r['store_bytes'] / raw:>9.1%} {r['accuracy']:>8.3f}")
+        assert r["source_passes"] == round(r["source_reads"]), r  # both counts agree
+    print(f"\npasses s: Cleaner, projection, encode into the store; reads: rows read from "
+          f"the memmap / {n_rows}; /166 s: total over one epoch before issue 12 at 10^7 rows "
+          f"(target at most 2); peak: RssAnon above the start (store budget "
+          f"{args.store_budget / 2**20:.0f} MiB; a store on disk is file cache, not RssAnon)")
+    print("\nverbose output of fit_stream:")
+    for r in records:
+        for line in r.get("log", []):
+            print(f"  [{r['store_dtype']}] {line}")
+
+    Path(args.stream_csv).parent.mkdir(parents=True, exist_ok=True)
+    fields = ["store_dtype", "rows", "epochs", "store", "source_passes", "source_reads",
+              "fit_s", "epochs_s", "pass_s", "fit_mib", "store_bytes", "raw_bytes",
+              "accuracy", "error"]
+    with open(args.stream_csv, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fields)
+        writer.writeheader()
+        writer.writerows({key: r.get(key, "") for key in fields} for r in records)
+    print(f"\nwrote {args.stream_csv}")
+
+
 def run_one(family, n_rows, args):
     """Measure in a fresh subprocess; an error becomes the record's text."""
     command = [sys.executable, __file__, "--one", family, str(n_rows),
@@ -286,8 +427,28 @@ def main():
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "skquant_scaling"))
     parser.add_argument("--plot", default=str(ROOT / "docs" / "_static" / "scaling.png"))
     parser.add_argument("--csv", default=str(ROOT / "benchmarks" / "results" / "scaling.csv"))
+    parser.add_argument("--fit-stream", type=int, metavar="ROWS",
+                        help="measure fit_stream alone at ROWS rows (e.g. 10000000)")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--store-dtypes", default="float32,int8")
+    parser.add_argument("--store-budget", type=int, default=2**30)
+    parser.add_argument("--blas-threads", type=int, default=0,
+                        help="limit numpy's BLAS threads while fit_stream runs (0: leave)")
+    parser.add_argument("--stream-csv",
+                        default=str(ROOT / "benchmarks" / "results" / "fit_stream.csv"))
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--one-stream", nargs=2, help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
+    if args.one_stream:
+        try:
+            record = measure_stream(args.one_stream[0], int(args.one_stream[1]), args)
+        except Exception as error:
+            record = {"error": f"{type(error).__name__}: {error}"}
+        print(json.dumps(record))
+        return
+    if args.fit_stream:
+        run_stream(args)
+        return
     if args.one:
         family, n_rows = args.one[0], int(args.one[1])
         try:

@@ -1,43 +1,113 @@
-"""fit_stream: fit a whole Pipeline from data that does not fit in memory."""
+"""fit_stream: fit a whole Pipeline from data that does not fit in memory.
+
+The steps before the last learn in passes over the source; the rows they
+produce (the last step's input) are then written once into a compact store
+(:class:`_RowStore`), in memory or memory-mapped on disk, and every epoch of
+the last step reads that store instead of the source.
+"""
 
 import inspect
+import itertools
+import os
+import shutil
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Iterator
+from numbers import Integral
 
 import numpy as np
+import scipy.sparse
 from sklearn.base import clone, is_classifier
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from ._validation import forget_fit
 
 DEFAULT_CHUNK_SIZE = 32768
+DEFAULT_STORE_BUDGET = 2**30  # 1 GiB
+STORE_DTYPES = ("float32", "int8")
+# int8 codes run over [-127, 127] around each column's midpoint (symmetric,
+# so that decoding is one multiply-add; -128 is unused)
+_INT8_LEVELS = 127
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+@validate_params(
+    {
+        "pipeline": "no_validation",  # checked by _streamable_steps, with advice
+        "source": "no_validation",  # checked by _open_source, with advice
+        "y": "no_validation",
+        "chunk_size": [Interval(Integral, 1, None, closed="left"), None],
+        "classes": ["array-like", None],
+        "epochs": [Interval(Integral, 1, None, closed="left"), None],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "store_budget": [Interval(Integral, 1, None, closed="left")],
+        "store_dtype": [StrOptions(set(STORE_DTYPES))],
+        "temp_dir": [str, os.PathLike, None],
+        "return_info": ["boolean"],
+        "verbose": ["verbose"],
+    },
+    # the steps validate their own parameters when they learn
+    prefer_skip_nested_validation=False,
+)
 def fit_stream(
     pipeline, source, y=None, *, chunk_size=None, classes=None, epochs=None,
-    shuffle=True, random_state=None, verbose=False,
+    shuffle=True, random_state=None, store_budget=DEFAULT_STORE_BUDGET,
+    store_dtype="float32", temp_dir=None, return_info=False, verbose=False,
 ):
-    """Fit a Pipeline chunk by chunk, in memory that does not grow with the rows.
+    """Fit a Pipeline chunk by chunk, reading the source a fixed number of times.
 
-    Each step learns by ``partial_fit`` in passes over the source: the first
-    step in the first pass (which also collects the class labels), the
-    second step in the second pass from the first step's output, and so on;
-    the final estimator then trains for ``epochs`` passes. For the skquant
-    Pipeline that is one pass for the :class:`Cleaner` (exact counts, means
-    and duplicates, and a fixed-size row sample for its quantiles), one for
-    the projection, and one per epoch for :class:`KerasMLPClassifier`. Only
-    a chunk, the copies the steps make of it, and each step's fixed-size
-    state are in memory at a time: peak memory is about
-    ``max(chunk_size, Cleaner.sketch_size) x n_features x 8`` bytes times a
-    few, plus TensorFlow, whatever the number of rows.
+    Each step before the last learns by ``partial_fit`` in one pass over
+    the source: the first step in the first pass (which also collects the
+    class labels), the second step in the second pass from the first step's
+    output, and so on. One more pass then runs every row through the fitted
+    steps and writes the result -- the rows the final estimator learns
+    from, with their labels -- once into a compact store, and every epoch
+    of the final estimator reads that store, never the source. For the
+    skquant Pipeline that is one pass for the :class:`Cleaner` (exact
+    counts, means and duplicates, and a fixed-size row sample for its
+    quantiles), one for the projection and one to encode: **three reads of
+    the source, whatever the number of epochs**, and the epochs cost only
+    the classifier's own arithmetic. (A Pipeline of the final estimator
+    alone reads the source once to encode, after a pass that collects the
+    labels when ``classes`` is not given.)
 
-    Errors about the pipeline, the arguments and the kind of source are
-    raised before anything is read or changed; errors about the content (a
-    chunk's columns or labels, a pass's row count) at the chunk where they
-    show, before the classifier trains whenever the pipeline has a step
-    before it.
+    The store keeps the source's chunks, as ``store_dtype`` codes: float32,
+    or int8 with a scale and an offset for each column of each chunk
+    (its midpoint and half-range over that chunk, so that one pass
+    encodes; 4x fewer bytes, each value within half a step of
+    ``range / 254`` of the float32 one), decoded one chunk at a time as
+    the epochs read it. Labels are stored as indices into the classes, in
+    the smallest unsigned integer type that holds them (one byte up to 256
+    classes); a regressor's targets as float64. The store lives in memory
+    while it fits ``store_budget`` bytes; otherwise it is written to a
+    ``numpy.memmap`` in a new directory under ``temp_dir``, which is
+    removed when ``fit_stream`` returns or raises. With the default
+    pipeline of 32 components, 10^7 rows of 100 float32 columns (4 GB)
+    make a 1.3 GB float32 store (on disk under the default 1 GiB budget)
+    or a 0.33 GB int8 one (in memory).
+
+    Memory: a chunk, the copies the steps make of it, each step's
+    fixed-size state, and the store when it is in memory (at most
+    ``store_budget``; the pages of a store on disk are the operating
+    system's file cache). That is about ``max(chunk_size,
+    Cleaner.sketch_size) x n_features x 8`` bytes times a few, plus
+    TensorFlow, plus at most ``store_budget``, whatever the number of rows.
+
+    Each epoch visits the stored chunks in a new random order and shuffles
+    the rows within every chunk (when ``shuffle``), seeded by
+    ``random_state``: the same seed gives the same fitted pipeline.
+
+    Errors about the pipeline, the arguments, the kind of source, a
+    ``store_budget`` too small for one chunk and a ``temp_dir`` that cannot
+    be written are raised before any pass over the source, and before the
+    pipeline is changed; errors about the content (a chunk's columns or
+    labels, a pass's row count) at the chunk where they show, before the
+    final estimator trains.
 
     Parameters
     ----------
@@ -50,8 +120,8 @@ def fit_stream(
         The training rows:
 
         - a callable returning a new iterator of ``(X_chunk, y_chunk)``
-          pairs on every call (it is called once per pass), for example a
-          function that reads a file chunk by chunk;
+          pairs on every call (it is called once per pass over the source),
+          for example a function that reads a file chunk by chunk;
         - a 2-D array, such as a ``numpy.memmap`` over a file on disk (or
           any array that slices lazily, like an HDF5 or Zarr dataset), read
           ``chunk_size`` rows at a time, with the labels in ``y``;
@@ -62,26 +132,54 @@ def fit_stream(
     chunk_size : int or None, default=None
         Rows per chunk of an array source (about 32768 when None: the rows
         are split into chunks of nearly equal size), or of a Dask array (its
-        own row blocks when None). A callable sets its own.
+        own row blocks when None). A callable sets its own. The store keeps
+        these chunks, and the final estimator's ``partial_fit`` gets one at
+        a time.
     classes : array-like or None, default=None
         Every class label. When None, the first pass collects them.
     epochs : int or None, default=None
-        Passes that train the final estimator; None takes its ``epochs``
-        parameter when it has one (KerasMLPClassifier), else 1.
+        Passes over the store that train the final estimator; None takes
+        its ``epochs`` parameter when it has one (KerasMLPClassifier), else 1.
     shuffle : bool, default=True
-        Each epoch, visit the chunks of an array source in a new random
-        order, and shuffle the rows within every chunk.
+        Each epoch, visit the stored chunks in a new random order, and
+        shuffle the rows within every chunk.
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling. The steps' own randomness follows their own
         ``random_state``.
+    store_budget : int, default=2**30
+        Bytes of memory the store of the final estimator's input may take
+        (1 GiB by default): up to it the store is kept in memory, beyond it
+        on disk. It must hold at least one chunk, counted before any pass at
+        the source's width (``rows x source columns x`` the size of
+        ``store_dtype``), since training holds a chunk at a time.
+    store_dtype : {"float32", "int8"}, default="float32"
+        How the store keeps the final estimator's input: as float32, or as
+        int8 codes with a per-column scale and offset for each chunk (a
+        quarter of the bytes, decoded to float32 chunk by chunk).
+    temp_dir : str, path-like or None, default=None
+        Where a store beyond ``store_budget`` is written, in a new
+        subdirectory removed afterwards; None takes :mod:`tempfile`'s
+        default. It must be writable: that is checked, by creating and
+        removing a file there, before any pass.
+    return_info : bool, default=False
+        Also return a dict describing the fit (see Returns).
     verbose : bool, default=False
-        Print one line per pass (rows, seconds) to stderr.
+        Print one line per pass over the source and per epoch (rows,
+        seconds), and the store's size against the raw rows', to stderr.
 
     Returns
     -------
     pipeline : Pipeline or estimator
         The fitted ``pipeline``: it predicts, pickles and quantizes like one
         fitted in memory.
+    info : dict
+        Only with ``return_info=True``: ``"source_passes"`` (reads of the
+        source), ``"epochs"``, ``"n_rows"``, ``"n_source_columns"``,
+        ``"n_store_columns"`` (the final estimator's input width),
+        ``"store"`` (``"memory"`` or ``"memmap"``), ``"store_dtype"``,
+        ``"store_bytes"`` (codes, scales and labels) and ``"raw_bytes"``
+        (the rows and labels one pass over the source yields, as it yields
+        them; None when a chunk's size is unknown).
 
     Raises
     ------
@@ -89,10 +187,13 @@ def fit_stream(
         A step cannot learn from a stream (it has no ``partial_fit``), or
         the source is of an unsupported kind. Raised before any data is read.
     ValueError
-        The source yields no rows, a chunk whose column count differs from
-        the first chunk's, a chunk without labels, a different number of
-        rows on a later pass, or (on a later pass) a label the first pass
-        did not see.
+        An argument is invalid, ``store_budget`` cannot hold one chunk, or
+        ``temp_dir`` cannot be written (raised before any pass); the source
+        yields no rows, a chunk whose column count differs from the first
+        chunk's, a chunk without labels, a different number of rows on a
+        later pass, or (on a later pass) a label the first pass did not see;
+        a step's output cannot be stored (not numeric, or beyond float32's
+        range; NaN or infinite with ``store_dtype="int8"``).
 
     See Also
     --------
@@ -106,20 +207,28 @@ def fit_stream(
     >>> X, y = load_digits(return_X_y=True)   # or a numpy.memmap of any size
     >>> pipe = make_quant_pipeline("column", 16, random_state=0,
     ...                            classify__epochs=5)
-    >>> pipe = fit_stream(pipe, X, y, chunk_size=600, random_state=0)
+    >>> pipe, info = fit_stream(pipe, X, y, chunk_size=600, random_state=0,
+    ...                         store_dtype="int8", return_info=True)
     >>> pipe[0].n_samples_seen_
     1797
     >>> bool(pipe.score(X, y) > 0.8)
     True
+    >>> info["source_passes"], info["store"], info["n_store_columns"]
+    (3, 'memory', 16)
+    >>> info["store_bytes"] < info["raw_bytes"] / 20   # float64 rows, int8 codes
+    True
     """
-    # every check before the pipeline is touched or the source read
+    # every check before the pipeline is touched or a pass starts
     positions = _streamable_steps(pipeline)
     final = pipeline.steps[positions[-1]][1] if positions else pipeline
-    reader = _ChunkReader(_open_source(source, y, chunk_size), classes, is_classifier(final))
+    chunks = _open_source(source, y, chunk_size)
     if epochs is None:
         epochs = final.get_params().get("epochs", 1) if hasattr(final, "get_params") else 1
     if isinstance(epochs, bool) or not (isinstance(epochs, (int, np.integer)) and epochs >= 1):
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
+    temp_dir = _writable_directory(temp_dir)
+    reader = _ChunkReader(chunks, classes, is_classifier(final))
+    _check_store_budget(chunks, store_budget, store_dtype)  # reads a callable's first chunk
     rng = check_random_state(random_state)
     steps = _fresh_steps(pipeline, positions)
     final_name, final = steps[-1]
@@ -131,25 +240,107 @@ def fit_stream(
             step.partial_fit(_transform(fitted, X_chunk), y_chunk)
         reader.report(verbose, f"{name}: partial_fit", started)
         fitted.append(step)
-    if reader.passes == 0 and reader.labels and reader.classes is None:
+    if not fitted and reader.labels and reader.classes is None:
         started = time.perf_counter()
         for _ in reader.read_pass():
             pass
         reader.report(verbose, "labels", started)
 
-    pass_classes = is_classifier(final) and _accepts(final.partial_fit, "classes")
-    for epoch in range(int(epochs)):
+    store = _RowStore(
+        store_budget, store_dtype, temp_dir,
+        classes=reader.classes if reader.labels else None,
+        expected_rows=reader.n_rows if reader.n_rows is not None else chunks.n_rows,
+    )
+    try:
         started = time.perf_counter()
-        for X_chunk, y_chunk in reader.read_pass(rng if shuffle else None):
-            X_chunk = _transform(fitted, X_chunk)
-            if shuffle:
-                order = rng.permutation(len(y_chunk))
-                X_chunk, y_chunk = _safe_indexing(X_chunk, order), y_chunk[order]
-            first = epoch == 0 and not hasattr(final, "classes_")
-            extra = {"classes": reader.classes} if pass_classes and first else {}
-            final.partial_fit(X_chunk, y_chunk, **extra)
-        reader.report(verbose, f"{final_name}: epoch {epoch + 1}/{epochs}", started)
-    return pipeline
+        for index, (X_chunk, y_chunk) in enumerate(reader.read_pass()):
+            store.append(_transform(fitted, X_chunk), y_chunk, index)
+        store.finish()
+        reader.report(verbose, f"encode the input of {final_name!r} into the store", started)
+        info = {
+            "source_passes": reader.passes, "epochs": int(epochs), "n_rows": store.n_rows,
+            "n_source_columns": reader.n_features, "n_store_columns": store.width,
+            "store": "memmap" if store.on_disk else "memory", "store_dtype": store_dtype,
+            "store_bytes": store.nbytes, "raw_bytes": reader.raw_bytes,
+        }
+        if verbose:
+            print(f"[fit_stream] {_describe(info)}", file=sys.stderr)
+
+        pass_classes = is_classifier(final) and _accepts(final.partial_fit, "classes")
+        for epoch in range(int(epochs)):
+            started = time.perf_counter()
+            for X_chunk, y_chunk in store.read(rng if shuffle else None):
+                first = epoch == 0 and not hasattr(final, "classes_")
+                extra = {"classes": reader.classes} if pass_classes and first else {}
+                final.partial_fit(X_chunk, y_chunk, **extra)
+            if verbose:
+                print(
+                    f"[fit_stream] epoch {epoch + 1}/{epochs} ({final_name}: partial_fit, "
+                    f"from the store): {store.n_rows} rows in "
+                    f"{time.perf_counter() - started:.1f} s",
+                    file=sys.stderr,
+                )
+    finally:
+        store.close()  # also removes a store on disk
+    return (pipeline, info) if return_info else pipeline
+
+
+def _size(n_bytes):
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes} bytes"
+
+
+def _describe(info):
+    """The store against the raw rows, in one line."""
+    where = "in memory" if info["store"] == "memory" else "on disk (memmap)"
+    line = (
+        f"store: {info['n_rows']} rows x {info['n_store_columns']} columns as "
+        f"{info['store_dtype']} {where}, {_size(info['store_bytes'])} with the labels"
+    )
+    if info["raw_bytes"]:
+        line += (
+            f", against {_size(info['raw_bytes'])} of raw rows and labels "
+            f"({info['store_bytes'] / info['raw_bytes']:.1%}); the source was read "
+            f"{info['source_passes']} times"
+        )
+    return line
+
+
+def _writable_directory(temp_dir):
+    """``temp_dir`` (tempfile's default for None), checked by writing a file there."""
+    directory = tempfile.gettempdir() if temp_dir is None else os.fspath(temp_dir)
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix="skquant-fit-stream-check-"):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"temp_dir={directory!r} cannot be written ({error.strerror or error}); "
+            "fit_stream writes the final estimator's input there when it exceeds "
+            "store_budget. Pass an existing, writable directory as temp_dir."
+        ) from error
+    return directory
+
+
+def _check_store_budget(chunks, budget, dtype):
+    """Refuse a budget below one chunk of the store (at the source's width)."""
+    shape = chunks.first_chunk_shape()
+    if shape is None:
+        return  # not a 2-D chunk: the first pass says what is wrong with it
+    rows, columns = shape
+    needed = rows * columns * np.dtype(dtype).itemsize
+    if needed > budget:
+        smaller = (
+            "chunk_size" if not isinstance(chunks, _CallableSource)
+            else "a source that yields fewer rows per chunk"
+        )
+        raise ValueError(
+            f"store_budget={budget} bytes cannot hold one chunk of the store: "
+            f"{rows} rows x {columns} columns as {dtype} take {needed} bytes. Raise "
+            f"store_budget to at least {needed}, or use smaller chunks ({smaller})"
+            + (", or store_dtype='int8' (a quarter of the bytes)." if dtype != "int8" else ".")
+        )
 
 
 def _accepts(method, name):
@@ -233,7 +424,8 @@ def _open_source(source, y, chunk_size):
     if isinstance(source, Iterator):
         raise TypeError(
             "source is an iterator, which can be read only once, but fitting "
-            "reads the data once per step and epoch. Pass the function that "
+            "reads the data once per step before the last, and once more to store "
+            "the last step's input. Pass the function that "
             "makes it (source=lambda: read_chunks(path))."
         )
     if callable(source) and not hasattr(source, "shape"):
@@ -284,12 +476,28 @@ def _open_source(source, y, chunk_size):
 
 
 class _CallableSource:
-    random_access = False
+    n_rows = None  # known after the first pass
 
     def __init__(self, make_chunks):
         self.make_chunks = make_chunks
+        self._pending = None  # the first pass's chunks, once peeked at
 
-    def chunks(self, rng=None):
+    def chunks(self):
+        pending, self._pending = self._pending, None
+        return pending if pending is not None else self._read()
+
+    def first_chunk_shape(self):
+        """Shape of the first chunk, read from the first pass's iterator (so
+        peeking calls the source no more often); None if it is not 2-D."""
+        chunks = self._read()
+        first = next(chunks, None)
+        self._pending = chunks if first is None else itertools.chain([first], chunks)
+        if first is None:
+            return None  # no chunks: the first pass says so
+        X = first[0] if hasattr(first[0], "shape") else np.asarray(first[0])
+        return tuple(X.shape) if len(X.shape) == 2 else None
+
+    def _read(self):
         chunks = self.make_chunks()
         try:
             iterator = iter(chunks)
@@ -310,30 +518,26 @@ class _CallableSource:
 
 
 class _ArraySource:
-    random_access = True
-
     def __init__(self, X, y, chunk_size):
         self.X, self.y, self.chunk_size = X, y, int(chunk_size)
-
-    def chunks(self, rng=None):
         # chunks of nearly equal size (none shorter than chunk_size / 2): a
         # short tail chunk, shuffled to the front, would be all the first
         # partial_fit call sees (the classifier learns its standardization
         # there)
-        n_rows = self.X.shape[0]
-        n_chunks = max(1, int(round(n_rows / self.chunk_size)))
-        bounds = np.linspace(0, n_rows, n_chunks + 1).astype(np.int64)
-        order = np.arange(n_chunks)
-        if rng is not None:
-            rng.shuffle(order)
-        for chunk in order:
-            rows = slice(int(bounds[chunk]), int(bounds[chunk + 1]))
+        self.n_rows = X.shape[0]
+        n_chunks = max(1, int(round(self.n_rows / self.chunk_size)))
+        self.bounds = np.linspace(0, self.n_rows, n_chunks + 1).astype(np.int64)
+
+    def first_chunk_shape(self):
+        return int(np.diff(self.bounds).max()), self.X.shape[1]
+
+    def chunks(self):
+        for start, stop in zip(self.bounds[:-1], self.bounds[1:]):
+            rows = slice(int(start), int(stop))
             yield _safe_indexing(self.X, rows), _safe_indexing(self.y, rows)
 
 
 class _DaskSource:
-    random_access = True
-
     def __init__(self, X, y, chunk_size):
         if chunk_size is not None:
             X = X.rechunk({0: chunk_size})
@@ -341,16 +545,29 @@ class _DaskSource:
             X = X.rechunk({1: -1})  # whole rows in each block
         self.X, self.y = X, y
         self.bounds = np.cumsum((0,) + X.chunks[0])
+        self.n_rows = int(self.bounds[-1])
 
-    def chunks(self, rng=None):
+    def first_chunk_shape(self):
+        return int(max(self.X.chunks[0], default=0)), self.X.shape[1]
+
+    def chunks(self):
         import dask
 
-        order = np.arange(len(self.bounds) - 1)
-        if rng is not None:
-            rng.shuffle(order)
-        for block in order:
-            rows = slice(int(self.bounds[block]), int(self.bounds[block + 1]))
+        for start, stop in zip(self.bounds[:-1], self.bounds[1:]):
+            rows = slice(int(start), int(stop))
             yield dask.compute(self.X[rows], self.y[rows])
+
+
+def _nbytes(array):
+    """Bytes an array-like chunk takes as the source gave it (None if unknown)."""
+    if hasattr(array, "nbytes"):
+        return int(array.nbytes)
+    if hasattr(array, "memory_usage"):  # a pandas DataFrame
+        return int(array.memory_usage(index=False).sum())
+    if scipy.sparse.issparse(array) and hasattr(array, "data"):
+        return sum(int(getattr(array, part).nbytes) for part in ("data", "indices", "indptr")
+                   if hasattr(array, part))
+    return None
 
 
 class _ChunkReader:
@@ -366,13 +583,14 @@ class _ChunkReader:
         self.passes = 0
         self.n_features = None
         self.n_rows = None
+        self.raw_bytes = None  # what the first pass yielded, as it yielded it
 
-    def read_pass(self, rng=None):
+    def read_pass(self):
         self.passes += 1
         number = self.passes
-        rows = 0
+        rows, raw_bytes = 0, 0
         seen = []
-        for index, (X, y) in enumerate(self.source.chunks(rng)):
+        for index, (X, y) in enumerate(self.source.chunks()):
             X, y = self._check_chunk(X, y, index, number)
             if y.shape[0] == 0:
                 continue
@@ -383,6 +601,9 @@ class _ChunkReader:
             else:
                 self._check_labels(y, index, number)
             rows += y.shape[0]
+            if number == 1 and raw_bytes is not None:
+                chunk_bytes = _nbytes(X)
+                raw_bytes = None if chunk_bytes is None else raw_bytes + chunk_bytes + y.nbytes
             yield X, y
         if rows == 0:
             raise ValueError(
@@ -393,7 +614,7 @@ class _ChunkReader:
                    if number > 1 else "Check the source is not empty.")
             )
         if number == 1:
-            self.n_rows = rows
+            self.n_rows, self.raw_bytes = rows, raw_bytes
             if self.labels and not self.declared:
                 self.classes = np.unique(np.concatenate(seen))
         elif rows != self.n_rows:
@@ -442,7 +663,200 @@ class _ChunkReader:
     def report(self, verbose, what, started):
         if verbose:
             print(
-                f"[fit_stream] pass {self.passes} ({what}): {self.n_rows} rows in "
-                f"{time.perf_counter() - started:.1f} s",
+                f"[fit_stream] pass {self.passes} over the source ({what}): {self.n_rows} "
+                f"rows in {time.perf_counter() - started:.1f} s",
                 file=sys.stderr,
             )
+
+
+class _RowStore:
+    """The final estimator's input and labels: written once, read every epoch.
+
+    The chunks are kept as the encode pass read them. The codes are float32,
+    or int8 with, for each chunk, a scale and an offset per column
+    (``value ~ code * scale + offset``, the offset the column's midpoint over
+    the chunk and ``scale`` its half-range over 127). Labels are indices into
+    ``classes`` in the smallest unsigned type that holds them; without
+    ``classes`` (a regressor's targets) float64. The store stays in memory
+    while it fits ``budget`` bytes (or is sure to, when the number of rows
+    is known); otherwise every chunk is appended to two raw files (codes,
+    labels) in a new directory under ``temp_dir``, memory-mapped once
+    written. :meth:`close` removes that directory.
+    """
+
+    def __init__(self, budget, dtype, temp_dir, *, classes=None, expected_rows=None):
+        self.budget, self.dtype, self.temp_dir = budget, np.dtype(dtype), temp_dir
+        self.classes, self.expected_rows = classes, expected_rows
+        self.bounds = [0]  # the chunks' first rows, then the row count
+        self.scales = []  # int8: per chunk, (scale, offset) of each column
+        self.codes, self.labels = [], []  # per chunk in memory; memmaps on disk
+        self.directory, self._files = None, None
+        self.width, self.columns, self.label_dtype = None, None, None
+        self.nbytes = 0
+
+    @property
+    def n_rows(self):
+        return self.bounds[-1]
+
+    @property
+    def on_disk(self):
+        return self.directory is not None
+
+    def append(self, X, y, index):
+        """Encode and keep one chunk: ``X`` the fitted steps' output, ``y`` its labels."""
+        columns = getattr(X, "columns", None)  # a DataFrame's, restored on reading
+        X = self._numeric(X, index)
+        if self.width is None:
+            self.width, self.columns = X.shape[1], columns
+            self.label_dtype = (
+                np.dtype(np.float64) if self.classes is None
+                else np.min_scalar_type(len(self.classes) - 1)
+            )
+        elif X.shape[1] != self.width:
+            raise ValueError(
+                f"Chunk {index}: the steps before the final estimator gave "
+                f"{X.shape[1]} columns, but {self.width} for the first chunk."
+            )
+        codes, scale = self._encode(X, index)
+        labels = self._label_codes(y, index)
+        size = codes.nbytes + labels.nbytes + (0 if scale is None else scale.nbytes)
+        if not self.on_disk and (
+            self.nbytes + size > self.budget
+            or (self.expected_rows and size * self.expected_rows > self.budget * len(labels))
+        ):
+            self._spill()
+        if self.on_disk:
+            codes.tofile(self._files[0])
+            labels.tofile(self._files[1])
+        else:
+            self.codes.append(codes)
+            self.labels.append(labels)
+        self.scales.append(scale)
+        self.bounds.append(self.n_rows + len(labels))
+        self.nbytes += size
+
+    @staticmethod
+    def _numeric(X, index):
+        if scipy.sparse.issparse(X):
+            X = X.toarray()  # the store keeps dense rows
+        X = np.asarray(X)
+        if X.ndim != 2 or X.dtype.kind not in "biuf":
+            raise ValueError(
+                f"Chunk {index}: the steps before the final estimator gave "
+                f"{'a ' + str(X.dtype) + ' array' if X.ndim == 2 else f'shape {X.shape}'}; "
+                "fit_stream stores that input as numbers, so it must be a 2-D "
+                "numeric array."
+            )
+        return X
+
+    def _encode(self, X, index):
+        where = f"Chunk {index}: the input of the final estimator"
+        if self.dtype == np.float32:
+            with np.errstate(over="ignore"):  # checked just below
+                codes = np.ascontiguousarray(X, dtype=np.float32)
+            if not np.isfinite(codes).all() and np.isfinite(X).all():
+                raise ValueError(
+                    f"{where} holds values beyond float32's range (|x| > "
+                    f"{_FLOAT32_MAX:.3g}), which store_dtype='float32' cannot keep; "
+                    "rescale the data, or fit in memory with pipeline.fit."
+                )
+            return codes, None
+        X = np.asarray(X, dtype=np.float64)
+        low, high = X.min(axis=0), X.max(axis=0)
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            raise ValueError(
+                f"{where} holds NaN or infinite values, which store_dtype='int8' "
+                "cannot code; remove them in an earlier step (the Cleaner does), or "
+                "use store_dtype='float32'."
+            )
+        if max(np.abs(low).max(), np.abs(high).max()) > _FLOAT32_MAX:
+            raise ValueError(
+                f"{where} holds values beyond float32's range (|x| > "
+                f"{_FLOAT32_MAX:.3g}), which the int8 codes' float32 scales cannot "
+                "keep; rescale the data."
+            )
+        # halves first: low + high and high - low may overflow
+        offset = (low / 2 + high / 2).astype(np.float32)
+        scale = (high / (2 * _INT8_LEVELS) - low / (2 * _INT8_LEVELS)).astype(np.float32)
+        scale[~(scale > 0)] = 1.0  # a constant column: every code 0 is its value
+        codes = np.rint((X - offset) / scale)
+        np.clip(codes, -_INT8_LEVELS, _INT8_LEVELS, out=codes)
+        return codes.astype(np.int8), np.stack([scale, offset])
+
+    def _label_codes(self, y, index):
+        if self.classes is not None:
+            # the reader has checked that every label is among the classes
+            return np.searchsorted(self.classes, y).astype(self.label_dtype)
+        if y.dtype.kind not in "biuf":
+            raise ValueError(
+                f"Chunk {index}: the targets of a final estimator that is not a "
+                f"classifier must be numeric, got {y.dtype}."
+            )
+        return y.astype(np.float64)
+
+    def _spill(self):
+        """Move the store to disk: a new directory, two files, then append there."""
+        self.directory = tempfile.mkdtemp(prefix="skquant-fit-stream-", dir=self.temp_dir)
+        self._files = []
+        for name in ("rows.bin", "labels.bin"):
+            self._files.append(open(os.path.join(self.directory, name), "wb"))
+        for codes, labels in zip(self.codes, self.labels):
+            codes.tofile(self._files[0])
+            labels.tofile(self._files[1])
+        self.codes, self.labels = [], []
+
+    def finish(self):
+        """Done writing: map the files of a store on disk, read-only."""
+        if not self.on_disk:
+            return
+        for handle in self._files:
+            handle.close()
+        self._files = None
+        self.codes = np.memmap(os.path.join(self.directory, "rows.bin"), dtype=self.dtype,
+                               mode="r", shape=(self.n_rows, self.width))
+        self.labels = np.memmap(os.path.join(self.directory, "labels.bin"),
+                                dtype=self.label_dtype, mode="r", shape=(self.n_rows,))
+
+    def read(self, rng=None):
+        """One epoch: every chunk decoded, as ``(X, y)``; with ``rng``, the chunks
+        in a random order and the rows of each shuffled."""
+        n_chunks = len(self.bounds) - 1
+        for chunk in (rng.permutation(n_chunks) if rng is not None else range(n_chunks)):
+            if self.on_disk:
+                rows = slice(self.bounds[chunk], self.bounds[chunk + 1])
+                codes, labels = self.codes[rows], self.labels[rows]
+            else:
+                codes, labels = self.codes[chunk], self.labels[chunk]
+            if rng is not None:
+                order = rng.permutation(len(labels))
+                codes, labels = codes[order], labels[order]
+            else:  # a copy: the estimator gets its own array, never the store's
+                codes, labels = np.array(codes), np.array(labels)
+            if self.scales[chunk] is None:
+                X = codes
+            else:
+                scale, offset = self.scales[chunk]
+                X = codes.astype(np.float32)
+                X *= scale
+                X += offset
+            if self.columns is not None:
+                import pandas as pd  # the steps gave DataFrames, so pandas is there
+
+                X = pd.DataFrame(X, columns=self.columns)
+            yield X, (labels if self.classes is None else self.classes[labels])
+
+    def close(self):
+        """Release the store, and remove its files when it is on disk."""
+        for handle in self._files or ():
+            handle.close()
+        self._files = None
+        self.codes = self.labels = None  # the maps go before their files
+        if self.directory is not None:
+            try:
+                shutil.rmtree(self.directory)
+            except OSError as error:
+                warnings.warn(
+                    f"fit_stream could not remove its temporary store "
+                    f"{self.directory}: {error}. Remove it by hand.",
+                    RuntimeWarning, stacklevel=3,
+                )
