@@ -58,8 +58,10 @@ def check_output_path(path, *, inputs=(), force=False, what="output"):
     Raises
     ------
     OutputError
-        If ``path`` is an input, a directory, in a directory that does not
-        exist or cannot be written, or an existing file without ``force``.
+        If ``path`` is empty, an input, a directory (or ends with a
+        separator), not a regular file (a device such as ``/dev/null``, a
+        FIFO), in a directory that does not exist or cannot be written, or an
+        existing file without ``force``.
 
     Examples
     --------
@@ -81,6 +83,8 @@ def check_output_path(path, *, inputs=(), force=False, what="output"):
     skquant._atomic.OutputError: output ... already exists; pass --force ...
     """
     path = os.fspath(path)
+    if not path:
+        raise OutputError(f"{what} is an empty path; give the path of a file.")
     for source in inputs:
         if source is not None and _same_file(path, os.fspath(source)):
             raise OutputError(
@@ -89,6 +93,10 @@ def check_output_path(path, *, inputs=(), force=False, what="output"):
             )
     if os.path.isdir(path):
         raise OutputError(f"{what} {path} is a directory; give a file path.")
+    if path.endswith((os.sep, os.altsep or os.sep)):
+        raise OutputError(f"{what} {path} ends with a path separator, as a directory "
+                          "does; give a file path.")
+    _refuse_special(path, what)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise OutputError(
@@ -102,6 +110,22 @@ def check_output_path(path, *, inputs=(), force=False, what="output"):
             "or choose another path."
         )
     return path
+
+
+def _refuse_special(path, what="the output"):
+    """An existing path that is not a regular file (a device such as
+    /dev/null, a FIFO, a socket, or a link to one) is never replaced: an
+    atomic write would put a plain file in its place."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # absent, or a dangling link (replaced as a link is)
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise OutputError(
+            f"{what} {path} is not a regular file (a device, FIFO or socket, such as "
+            "/dev/null or /dev/stdout): skquant writes a file by replacing it whole, "
+            "which would put a plain file in its place. Give the path of a regular "
+            "file (or, on the command line, leave out -o to print to the terminal).")
 
 
 def _exists_error(path):
@@ -188,7 +212,9 @@ def atomic_write(path, mode="wb", *, force=True):
     Raises
     ------
     OutputError
-        If ``path`` exists and ``force`` is False.
+        If ``path`` exists and ``force`` is False, or exists and is not a
+        regular file (a device such as ``/dev/null``, a FIFO), which a
+        replacement would turn into a plain file.
 
     Examples
     --------
@@ -213,6 +239,7 @@ def atomic_write(path, mode="wb", *, force=True):
     path = os.fspath(path)
     if not force and os.path.lexists(path):
         raise _exists_error(path)
+    _refuse_special(path)
     directory = os.path.dirname(os.path.abspath(path))
     descriptor, temporary = tempfile.mkstemp(
         prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)

@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
 
 from . import __version__
+from .runtime._schema import INT8_SCALE_MAX
 
 _DTYPES = ("float32", "float16", "int8")
 
@@ -52,6 +53,9 @@ def _store(arrays, name, array, dtype, quantize, owner="its estimator"):
         matrix = np.atleast_2d(array.astype(np.float64))
         scale = np.abs(matrix).max(axis=1) / 127.0
         scale[scale == 0] = 1.0
+        # so that 127 times the float32 scale stays finite (weights at the
+        # very top of float32's range): the codes round a hair larger
+        scale = np.minimum(scale, float(INT8_SCALE_MAX))
         arrays[f"{name}.q"] = np.clip(np.rint(matrix / scale[:, None]), -127, 127).astype(np.int8)
         arrays[f"{name}.scale"] = scale.astype(np.float32)
 

@@ -18,6 +18,7 @@ Two rules keep the command safe to point at files:
 """
 
 import argparse
+import csv
 import io
 import os
 import shlex
@@ -306,8 +307,9 @@ def load_model(path, *, allow_artifact=True, trust_pickle=False, key=None):
     if _is_artifact(path):
         if not allow_artifact:
             raise CommandError(
-                f"{path} is already a quantized artifact (a .skq name or zip "
-                "content); quantize takes the joblib pipeline it came from.")
+                f"{path} is already a quantized artifact (by its .skq name or its zip "
+                "content, whatever it holds: it is never unpickled); quantize takes the "
+                "joblib pipeline it came from: give that file (with --trust-pickle).")
         return _load_artifact(path, key)
     if key is not None:
         raise CommandError(
@@ -340,12 +342,29 @@ def load_model(path, *, allow_artifact=True, trust_pickle=False, key=None):
     return model
 
 
-def _read_key(path):
-    """The bytes of a ``--key-file`` (``None`` without one)."""
+_MAX_KEY_BYTES = 1 << 16  # a secret is some tens of bytes; this is not one
+
+
+def _read_key(path, inputs=()):
+    """The bytes of a ``--key-file`` (``None`` without one), which is none
+    of the command's other ``inputs`` (the model, the data)."""
     if path is None:
         return None
+    if os.path.isdir(path):
+        raise CommandError(f"key file {path} is a directory; give the file that holds "
+                           "the secret key.")
     if not os.path.isfile(path):
         raise CommandError(f"key file not found: {path}")
+    for source in inputs:
+        if source is not None and os.path.isfile(source) and os.path.samefile(path, source):
+            raise CommandError(
+                f"--key-file {path} is also the command's {source} (the model or data "
+                "file), not a secret key: give the file that holds the key.")
+    if os.path.getsize(path) > _MAX_KEY_BYTES:
+        raise CommandError(
+            f"key file {path} holds {os.path.getsize(path):,} bytes, more than the "
+            f"{_MAX_KEY_BYTES:,} a key file may: a key is a short secret (32 random "
+            "bytes, say), so this is probably not the key file.")
     with open(path, "rb") as handle:
         key = handle.read()
     if not key:
@@ -378,21 +397,25 @@ def _feature_frame(model, X, names, path):
 def run_predict(args):
     import numpy as np
 
-    if args.output:  # before any loading: never write over an input
+    if args.output is not None:  # before any loading: never write over an input
         check_output_path(args.output, inputs=(args.model, args.data, args.key_file),
                           force=args.force, what="--output")
-    key = _read_key(args.key_file)
+    key = _read_key(args.key_file, inputs=(args.model, args.data))
     model = load_model(args.model, trust_pickle=args.trust_pickle, key=key)
     X, _, names = read_table(args.data, args.label_column, require_label=bool(args.label_column))
     X = _feature_frame(model, X, names, args.data)
     predictions = model.predict(X)
-    lines = "\n".join(str(p) for p in np.asarray(predictions).tolist())
-    if args.output:
+    # one CSV row per prediction: a label holding a comma, a quote or a
+    # newline is quoted, so that the rows stay one per input row
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    writer.writerows([label] for label in np.asarray(predictions).tolist())
+    if args.output is not None:
         with atomic_write(args.output, "w", force=args.force) as handle:
-            handle.write("prediction\n" + lines + "\n")
+            handle.write("prediction\n" + rows.getvalue())
         print(f"wrote {len(predictions)} predictions to {args.output}", file=sys.stderr)
     else:
-        print(lines)
+        sys.stdout.write(rows.getvalue())
     return 0
 
 
@@ -404,7 +427,7 @@ def run_quantize(args):
 
     check_output_path(args.output, inputs=(args.model, args.check, args.key_file),
                       force=args.force, what="--output")
-    key = _read_key(args.key_file)
+    key = _read_key(args.key_file, inputs=(args.model, args.check))
     model = load_model(args.model, allow_artifact=False, trust_pickle=args.trust_pickle)
     check = None
     if args.check:

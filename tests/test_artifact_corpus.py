@@ -7,14 +7,18 @@ corruption, not tampering).
 The valid artifacts come from real fitted steps (Cleaner and every
 projection method on 300 digits) quantized with :func:`skquant.quantize`,
 ending in a KerasMLPClassifier whose fitted attributes are set by hand, so
-that no TensorFlow is needed. The module reads about 3,000 artifacts: 1,400
-fuzzed manifests, 1,050 fuzzed byte strings (plus 350 signed forgeries) and
-the hand-made cases of the issue's items 2 to 5.
+that no TensorFlow is needed. The module reads about 5,000 artifacts: 1,400
+fuzzed manifests, 1,050 fuzzed byte strings (plus 350 signed forgeries), the
+hand-made cases of the issue's items 2 to 5, and those of a second attack
+(values whose float32 expansion overflows, bytes outside the zip's members,
+every single-bit change of a signed artifact's zip headers, control
+characters in labels, wide steps and large forests for memory and time).
 """
 
 import copy
 import io
 import json
+import os
 import pickle
 import random
 import struct
@@ -52,14 +56,21 @@ def members(data):
         return json.loads(archive.read("manifest.json")), archive.read("arrays.bin")
 
 
-def pack(manifest_bytes, blob, extra=()):
-    """A zip of the two members (and ``extra`` (name, bytes) members)."""
+def pack(manifest_bytes, blob, extra=(), *, as_skquant=True):
+    """A zip of the two members (and ``extra`` (name, bytes) members), with
+    the zip headers skquant writes (as a careful forger would copy them), or
+    the zip module's defaults (today's date, other attributes)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("manifest.json", manifest_bytes)
-        archive.writestr("arrays.bin", blob)
-        for name, payload in extra:
-            archive.writestr(name, payload)
+        for name, payload in (("manifest.json", manifest_bytes), ("arrays.bin", blob),
+                              *extra):
+            if as_skquant:
+                info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type, info.create_system = zipfile.ZIP_DEFLATED, 3
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, payload)
+            else:
+                archive.writestr(name, payload)
     return buffer.getvalue()
 
 
@@ -77,10 +88,15 @@ def forge(manifest, blob, *, key=None, keep_signature=False):
     return pack(canonical(body), blob)
 
 
-def raw_zip(entries, *, comment=b"", trailing=b""):
+def raw_zip(entries, *, comment=b"", trailing=b"", records=b""):
     """A zip written by hand, with the declared sizes, CRC, method and flags
     each entry says (``name``, ``data``; optional ``size``, ``crc``,
-    ``method``, ``flags``), to lie where the zip module would not."""
+    ``method``, ``flags``; ``gap``, bytes before its local header;
+    ``local_name`` and ``local_crc``, what its local header says instead;
+    ``descriptor``, its CRC and sizes in a data descriptor after the data;
+    ``extra`` and ``entry_comment``, bytes in its local and directory
+    entries), and ``records`` after the directory, counted in its size, to
+    lie where the zip module would not."""
     out, central = bytearray(), bytearray()
     for entry in entries:
         name, data = entry["name"].encode(), entry["data"]
@@ -92,13 +108,23 @@ def raw_zip(entries, *, comment=b"", trailing=b""):
             payload = data
         crc = entry.get("crc", zlib.crc32(data))
         size, flags = entry.get("size", len(data)), entry.get("flags", 0)
+        local_name = entry.get("local_name", entry["name"]).encode()
+        local = (entry.get("local_crc", crc), len(payload), size)
+        if entry.get("descriptor"):
+            flags |= 0x8
+            local = (0, 0, 0)
+        out += entry.get("gap", b"")
         offset = len(out)
-        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, 33, crc,
-                           len(payload), size, len(name), 0) + name + payload
+        extra, entry_comment = entry.get("extra", b""), entry.get("entry_comment", b"")
+        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, flags, method, 0, 33, *local,
+                           len(local_name), len(extra)) + local_name + extra + payload
+        if entry.get("descriptor"):
+            out += struct.pack("<4s3L", b"PK\x07\x08", crc, len(payload), size)
         central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, flags, method, 0, 33,
-                               crc, len(payload), size, len(name), 0, 0, 0, 0, 0,
-                               offset) + name
+                               crc, len(payload), size, len(name), 0, len(entry_comment),
+                               0, 0, 0, offset) + name + entry_comment
     start = len(out)
+    central += records
     out += central + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(entries),
                                  len(entries), len(central), start, len(comment)) + comment
     return bytes(out) + trailing
@@ -339,8 +365,8 @@ def test_bad_indices_shapes_and_broadcast_bounds_are_refused(models):
     refused(with_arrays(served, s0__lower=lower), "s0.lower holds NaN")
     scale = served.arrays["s1.components.scale"].copy()
     scale[0] = 0
-    refused(with_arrays(served, s1__components__scale=scale), "values that are not finite "
-                                                              "and positive")
+    refused(with_arrays(served, s1__components__scale=scale),
+            r"s1.components.scale holds values that are not in \(0, ")
 
 
 def test_shapes_that_do_not_chain_are_refused(models):
@@ -577,6 +603,312 @@ def test_older_and_newer_versions(models):
         edited = dict(manifest, format_version=version)
         refused(forge(edited, blob), match)
     refused(forge(dict(manifest, format="other"), blob), "format is 'other'")
+
+
+# ------------------------------------------------------ a second attack
+def test_stored_values_that_no_input_could_be_served_with_are_refused(models, probe):
+    """Finite stored values whose float32 expansion is not: an int8 scale
+    whose codes overflow, bounds that make a column infinite, prototypes
+    whose squared norms overflow. Each loaded, then failed on every row."""
+    served, _, _ = models["pca"]  # int8
+    scale = served.arrays["s1.components.scale"].copy()
+    scale[0] = 3e38  # 127 codes x 3e38 = inf
+    refused(with_arrays(served, s1__components__scale=scale),
+            r"s1.components.scale holds values that are not in \(0, 2.679e\+36\]")
+    for bound in (np.inf, -np.inf):  # lower = upper = +inf, or both -inf
+        column = np.full_like(served.arrays["s0.lower"], bound)
+        refused(with_arrays(served, s0__lower=column, s0__upper=column),
+                "s0.lower holds \\+inf or s0.upper holds -inf: the column would be infinite")
+    tsvq, _, _ = models["tsvq"]  # int8 prototypes, within the scale's bound
+    big = np.full_like(tsvq.arrays["s1.prototypes.scale"], 1e36)
+    refused(with_arrays(tsvq, s1__prototypes__scale=big), "squared norms overflow")
+    # repeated column names: a DataFrame's column would be read twice
+    names = np.array([f"pixel{i}" for i in range(64)])
+    np.testing.assert_array_equal(
+        load(with_arrays(served, feature_names=names)).predict(probe), served.predict(probe))
+    names[1] = "pixel0"
+    refused(with_arrays(served, feature_names=names), "feature_names repeats a column name")
+
+
+def test_labels_and_names_with_control_characters_are_refused(models, probe):
+    """A label holding a newline made `skquant predict` print more lines
+    than rows (and an escape sequence drives the terminal it prints to)."""
+    served, _, _ = models["pca"]
+    labels = np.array(list("abcdefghij"), dtype="<U12")
+    for label in ("7\n8\n9", "\x1b[2J", "\r", "a\x00b", "\x85"):
+        forged = labels.copy()
+        forged[1] = label
+        refused(with_arrays(served, classes=forged), "classes holds control characters")
+        names = np.array([f"pixel{i}" for i in range(64)], dtype="<U12")
+        names[5] = label
+        refused(with_arrays(served, feature_names=names), "feature_names holds control")
+    labels[1] = "b, \"quoted\" \u00e9\u65e5"  # printable: fine
+    assert load(with_arrays(served, classes=labels)).classes_[1] == labels[1]
+
+
+def test_a_tree_model_of_data_near_the_float32_limit_is_refused_with_the_cause(digits):
+    """Data at 1e30 fit in float32, but the tsvq step's squared distances do
+    not: the export said only that a scale parameter lay out of range."""
+    X = digits[0][:200] * 1e30
+    clean = Cleaner().fit(X)
+    projection = TreeProjection(8, method="tsvq", random_state=0).fit(clean.transform(X))
+    classifier = KerasMLPClassifier()  # fitted by hand: no TensorFlow
+    classifier.coefs_, classifier.intercepts_ = [np.ones((8, 2))], [np.zeros(2)]
+    classifier.input_mean_, classifier.input_scale_ = np.zeros(8), np.ones(8)
+    classifier.classes_, classifier.n_features_in_ = np.arange(2), 8
+    pipe = Pipeline([("clean", clean), ("project", projection), ("classify", classifier)])
+    with pytest.raises(ValueError, match="prototypes are too large for float32: their "
+                                         "squared norms overflow.*rescale the data"):
+        quantize(pipe, dtype="float32")
+
+
+def _with_zip64_records(data):
+    """``data`` with zip64 end records before its end record, the classic
+    directory size stretched over them: the zip module then believes the
+    zip64 record."""
+    end = len(data) - 22
+    _, _, _, here, total, size, start, _ = struct.unpack("<4s4H2LH", data[end:])
+    record = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, total, total, size,
+                         start)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, end, 1)
+    return (data[:end] + record + locator
+            + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, here, total, size + 76, start, 0))
+
+
+def test_bytes_that_belong_to_no_member_are_refused(models, probe):
+    """Junk between the members, local headers that disagree with the
+    directory, zip64 records: each loaded (the zip module skips or trusts
+    them), so bytes nobody checked travelled inside a valid artifact."""
+    served, data, _ = models["pca"]
+    manifest, blob = members(data)
+    raw = canonical(manifest)
+    good = [{"name": "manifest.json", "data": raw}, {"name": "arrays.bin", "data": blob}]
+    refused(raw_zip([good[0], dict(good[1], gap=b"#!/bin/sh\nrm -rf ~\n")]),
+            "starts at byte .*: the zip holds bytes that belong to no member")
+    refused(raw_zip(good, records=b"\0" * 40), "truncated or corrupt artifact")
+    refused(_with_zip64_records(raw_zip(good)), "records that are not entries \\(zip64")
+    refused(raw_zip([good[0], dict(good[1], local_crc=0)]),
+            "arrays.bin's local header does not agree with its directory entry")
+    refused(raw_zip([dict(good[0], local_name="manifest.jsoN"), good[1]]),
+            "truncated or corrupt artifact")
+    # free-form bytes in a local extra field or an entry's comment: a
+    # signed artifact could carry them unsigned
+    for where in ({"extra": b"\x99\x99\x04\x00evil"}, {"entry_comment": b"payload"}):
+        refused(raw_zip([good[0], dict(good[1], **where)]),
+                r"arrays.bin.s (local header|directory entry) .*extra fields")
+    # a data descriptor (as streaming zip writers use) is part of the frame
+    streamed = raw_zip([dict(good[0], descriptor=True), dict(good[1], descriptor=True)])
+    np.testing.assert_array_equal(load(streamed).predict(probe), served.predict(probe))
+    refused(streamed[:-22 - 1] + streamed[-22:], "truncated or corrupt artifact")
+
+
+def _data_spans(data):
+    """(start, end) of each member's compressed data in a zip."""
+    spans, position = [], 0
+    while data[position : position + 4] == b"PK\x03\x04":
+        fields = struct.unpack("<4s5H3L2H", data[position : position + 30])
+        start = position + 30 + fields[9] + fields[10]
+        spans.append((start, start + fields[7]))
+        position = start + fields[7]
+    return spans
+
+
+def test_with_a_key_every_changed_bit_of_the_zip_is_refused(models, probe):
+    """Each of the 8 bits of every byte outside the deflate streams of a
+    signed artifact flipped in turn (its zip headers, directory and end
+    record; dates, versions and attributes included): every one refused
+    with the key (49 of 2,100 seeded flips anywhere loaded before). Flips in a
+    deflate stream are refused or inflate to the very bytes signed. Without
+    the key, a copy rewritten by the zip module loads, as its content is
+    intact."""
+    served, _, signed = models["pca"]
+    expected = served.predict_proba(probe)
+    spans = _data_spans(signed)
+    assert len(spans) == 2
+    outside = [i for i in range(len(signed)) if not any(a <= i < b for a, b in spans)]
+    assert len(outside) > 200
+    for position in outside:
+        for bit in range(8):
+            flipped = bytearray(signed)
+            flipped[position] ^= 1 << bit
+            with pytest.raises(ArtifactError):
+                load(bytes(flipped), key=KEY)
+    rng = random.Random(13)
+    for _ in range(200):
+        start, end = rng.choice(spans)
+        flipped = bytearray(signed)
+        flipped[rng.randrange(start, end)] ^= 1 << rng.randrange(8)
+        try:
+            proba = load(bytes(flipped), key=KEY).predict_proba(probe)
+        except ArtifactError:
+            continue
+        np.testing.assert_array_equal(proba, expected)
+    manifest, blob = members(signed)
+    rewritten = pack(canonical(manifest), blob, as_skquant=False)
+    refused(rewritten, "its zip headers are not as skquant writes them", key=KEY)
+    np.testing.assert_array_equal(load(rewritten).predict_proba(probe), expected)
+
+
+def test_files_that_are_not_regular_or_not_binary(models, tmp_path):
+    _, data, _ = models["pca"]
+    if hasattr(os, "mkfifo"):  # opening a FIFO would wait for a writer forever
+        os.mkfifo(tmp_path / "fifo")
+        with pytest.raises(ArtifactError, match="fifo: not a skquant artifact: it is not a "
+                                                "regular file"):
+            load_quantized(tmp_path / "fifo")
+    path = tmp_path / "model.skq"
+    path.write_bytes(data)
+    with open(path) as text, pytest.raises(TypeError, match="open in text mode"):
+        load_quantized(text)
+
+    class Stream(io.RawIOBase):  # a pipe: it reads, but cannot seek
+        def readable(self):
+            return True
+
+    with pytest.raises(TypeError, match="cannot seek.*io.BytesIO"):
+        load_quantized(Stream())
+    with open(path, "rb") as binary:
+        assert load_quantized(binary).steps == ["clean", "linear", "mlp"]
+
+
+def _wide_graph(n_landmarks, n_out, n_neighbors):
+    """A graph step with zero int8 weights (a file of a few KB) whose every
+    row needs the coordinates of ``n_neighbors`` landmarks."""
+    manifest = {"dtype": "int8", "n_features_in": 8, "steps": [
+        {"kind": "nystrom", "prefix": "n.",
+         "params": {"n_neighbors": n_neighbors, "scale_floor": 1.0}},
+        {"kind": "mlp", "prefix": "c.", "params": {"n_layers": 1}}]}
+    arrays = {"classes": np.arange(2), "n.landmark_scale": np.ones(n_landmarks, np.float32),
+              "c.input_mean": np.zeros(n_out, np.float32),
+              "c.input_scale": np.ones(n_out, np.float32), "c.bias0": np.zeros(2, np.float32)}
+    for name, shape in (("n.landmarks", (n_landmarks, 8)), ("n.coordinates", (n_out, n_landmarks)),
+                        ("c.weights0", (2, n_out))):
+        arrays[name + ".q"] = np.zeros(shape, np.int8)
+        arrays[name + ".scale"] = np.ones(shape[0], np.float32)
+    buffer = io.BytesIO()
+    QuantizedPipeline(manifest, arrays).save(buffer)
+    return buffer.getvalue()
+
+
+def test_predicting_with_a_wide_step_is_bounded_in_memory():
+    """A 10 KB file whose graph step gathers 1024 x 1024 coordinates per
+    row: 4 MiB a row, so 64 rows took 256 MiB (the issue's 1,797 digits,
+    7 GiB). Rows now go through the steps in blocks of bounded memory."""
+    data = _wide_graph(1024, 1024, 1024)
+    assert len(data) < 16_000
+    served = load(data)
+    peak, outcome = _peak(served.predict_proba, np.zeros((64, 8)))
+    assert outcome is None and peak < 96 * MiB, peak
+    proba = served.predict_proba(np.zeros((64, 8)))  # the blocks join up
+    np.testing.assert_array_equal(proba, np.full((64, 2), 0.5))
+
+
+def _forest(n_trees, depth):
+    """Complete random trees of ``depth`` with int32 indices, zero weights."""
+    per_tree = 2 ** (depth + 1) - 1
+    internal = np.arange(2**depth - 1)
+    one = {"feature": np.full(per_tree, -2), "children": np.full((per_tree, 2), -1),
+           "leaf_row": np.full(per_tree, -1)}
+    one["feature"][internal] = 0
+    one["children"][internal] = np.column_stack([2 * internal + 1, 2 * internal + 2])
+    offsets = np.arange(n_trees) * per_tree
+    leaf = np.tile(one["feature"], n_trees) < 0
+    leaf_row = np.full(leaf.size, -1)
+    leaf_row[leaf] = np.arange(np.count_nonzero(leaf))  # each leaf its own row
+    arrays = {
+        "t.feature": np.tile(one["feature"], n_trees),
+        "t.children": (np.tile(one["children"], (n_trees, 1))
+                       + np.where(np.tile(one["children"], (n_trees, 1)) >= 0,
+                                  np.repeat(offsets, per_tree)[:, None], 0)),
+        "t.leaf_row": leaf_row, "t.roots": offsets}
+    arrays = {name: array.astype(np.int32) for name, array in arrays.items()}
+    arrays.update({"classes": np.arange(2), "t.threshold": np.zeros(n_trees * per_tree, np.float32),
+                   "t.lookup": np.zeros((1, np.count_nonzero(leaf)), np.float32),
+                   "t.shift": np.zeros(1, np.float32),
+                   "c.input_mean": np.zeros(1, np.float32), "c.input_scale": np.ones(1, np.float32),
+                   "c.weights0": np.zeros((2, 1), np.float32), "c.bias0": np.zeros(2, np.float32)})
+    manifest = {"dtype": "float32", "n_features_in": 4, "steps": [
+        {"kind": "random_trees", "prefix": "t.", "params": {"depth": depth}},
+        {"kind": "mlp", "prefix": "c.", "params": {"n_layers": 1}}]}
+    model = QuantizedPipeline(manifest, arrays)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    return buffer.getvalue(), model.nbytes
+
+
+def test_trees_sharing_lookup_rows_are_refused(models):
+    """4,096 one-leaf trees all reading row 0 of a 1 x 1,000 table: 16 KB
+    of arrays, 4 million additions per row (at 65,536 trees and 4 million
+    outputs, a 100 KB file took minutes a row). Each leaf has its own row,
+    so the work per row is at most the table's size."""
+    trees, _, _ = models["random-trees"]
+    n_trees, width = 4096, 1000
+    manifest = {"dtype": "int8", "n_features_in": 4, "steps": [
+        {"kind": "random_trees", "prefix": "t.", "params": {"depth": 0}},
+        {"kind": "mlp", "prefix": "c.", "params": {"n_layers": 1}}]}
+    arrays = {"classes": np.arange(2), "t.feature": np.full(n_trees, -2, np.int16),
+              "t.threshold": np.zeros(n_trees, np.float32),
+              "t.children": np.full((n_trees, 2), -1, np.int16),
+              "t.leaf_row": np.zeros(n_trees, np.int16),
+              "t.roots": np.arange(n_trees, dtype=np.int16),
+              "t.lookup.q": np.zeros((width, 1), np.int8),
+              "t.lookup.scale": np.ones(width, np.float32), "t.shift": np.zeros(width, np.float32),
+              "c.input_mean": np.zeros(width, np.float32),
+              "c.input_scale": np.ones(width, np.float32),
+              "c.weights0.q": np.zeros((2, width), np.int8),
+              "c.weights0.scale": np.ones(2, np.float32), "c.bias0": np.zeros(2, np.float32)}
+    refused(artifact_bytes(manifest, arrays), "leaf_row gives two leaves the same row")
+    leaf_row = trees.arrays["s1.leaf_row"].copy()
+    leaves = np.flatnonzero(leaf_row >= 0)
+    leaf_row[leaves[1]] = leaf_row[leaves[0]]  # within a real forest too
+    refused(with_arrays(trees, s1__leaf_row=leaf_row), "leaf_row gives two leaves the same")
+
+
+def _graph(n_landmarks, width):
+    """A float32 graph step of zero landmarks: most bytes in the landmarks."""
+    manifest = {"dtype": "float32", "n_features_in": width, "steps": [
+        {"kind": "nystrom", "prefix": "n.", "params": {"n_neighbors": 5, "scale_floor": 1.0}},
+        {"kind": "mlp", "prefix": "c.", "params": {"n_layers": 1}}]}
+    arrays = {"classes": np.arange(2), "n.landmarks": np.zeros((n_landmarks, width), np.float32),
+              "n.landmark_scale": np.ones(n_landmarks, np.float32),
+              "n.coordinates": np.zeros((2, n_landmarks), np.float32),
+              "c.input_mean": np.zeros(2, np.float32), "c.input_scale": np.ones(2, np.float32),
+              "c.weights0": np.zeros((2, 2), np.float32), "c.bias0": np.zeros(2, np.float32)}
+    model = QuantizedPipeline(manifest, arrays)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    return buffer.getvalue(), model.nbytes
+
+
+@pytest.mark.parametrize("make, args", [(_forest, (4, 18)), (_graph, (500_000, 16))],
+                         ids=["random-trees", "graph landmarks"])
+def test_building_the_steps_costs_less_than_their_arrays(make, args):
+    """The forest's checks and index copies took 4.8 times its arrays' bytes
+    (96 bytes a node), the landmarks a float64 copy (3 times): past the
+    issue's bound of twice the bytes plus 64 MiB for a large file. Now the
+    checks run in blocks, in the stored dtypes, and the landmarks are read
+    in float64 a block at a time."""
+    data, declared = make(*args)
+    assert declared > 30 * MiB and len(data) < declared / 10
+    peak, outcome = _peak(load, data)
+    assert outcome is None
+    assert peak <= 1.8 * declared + 16 * MiB, (peak / declared, declared)
+    served = load(data)
+    assert np.isfinite(served.predict_proba(np.ones((3, served.n_features_in_)))).all()
+
+
+def test_restoring_a_transposed_matrix_allocates_it_once():
+    from skquant.runtime._steps import restore
+
+    codes = np.ones((500, 4000), np.int8)
+    arrays = {"m.q": codes, "m.scale": np.full(500, 0.5, np.float32),
+              "f": codes.astype(np.float16)}
+    for name in ("m", "f"):
+        peak, _ = _peak(restore, arrays, name, transpose=True)
+        assert peak < 1.2 * codes.size * 4, (name, peak)  # one float32 copy, not two
+        restored = restore(arrays, name, transpose=True)
+        assert restored.flags.c_contiguous and restored.shape == (4000, 500)
+        np.testing.assert_array_equal(restored, restore(arrays, name).T)
 
 
 # ---------------------------------------------------------------- item 5: fuzz

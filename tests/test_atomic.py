@@ -8,6 +8,7 @@ and check that the file it was replacing is intact.
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -209,3 +210,49 @@ def test_check_output_path_accepts_a_new_file_or_a_forced_one(tmp_path):
     assert check_output_path(tmp_path / "new.csv") == str(tmp_path / "new.csv")
     (tmp_path / "old.csv").write_text("x")
     assert check_output_path(tmp_path / "old.csv", force=True) == str(tmp_path / "old.csv")
+
+
+def _specials(folder):
+    """Existing paths that are not regular files: a FIFO, a link to it, and
+    (where this process may make one) a character device like /dev/null."""
+    made = []
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(folder / "fifo")
+        os.symlink(folder / "fifo", folder / "link-to-fifo")
+        made += [folder / "fifo", folder / "link-to-fifo"]
+    try:
+        os.mknod(folder / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except (AttributeError, OSError):  # not root, or not POSIX
+        pass
+    else:
+        made.append(folder / "null")
+    return made
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_device_or_fifo_is_never_replaced_even_with_force(tmp_path):
+    # a --force write onto /dev/null (as root) or a FIFO would put a plain
+    # file in its place: /dev/null would then fill up for every process
+    for special in _specials(tmp_path):
+        kind = stat.S_IFMT(os.lstat(special).st_mode)
+        for force in (False, True):
+            with pytest.raises(OutputError, match="is not a regular file"):
+                check_output_path(special, force=force, what="--output")
+        with pytest.raises(OutputError, match="is not a regular file"):
+            with atomic_write(special, "w", force=True) as handle:
+                handle.write("predictions\n")
+        with pytest.raises(OutputError, match="is not a regular file"):
+            write_bytes(special, b"x")
+        assert stat.S_IFMT(os.lstat(special).st_mode) == kind, special
+        assert not _temporaries(tmp_path, special.name)
+
+
+def test_empty_paths_and_paths_that_name_a_directory_are_refused_before_work(tmp_path):
+    with pytest.raises(OutputError, match="--output is an empty path"):
+        check_output_path("", what="--output")
+    for path in (tmp_path / "new-folder", tmp_path / "file.csv"):
+        if path.name == "file.csv":
+            path.write_text("x")
+        with pytest.raises(OutputError, match="ends with a path separator"):
+            check_output_path(str(path) + os.sep, force=True, what="--output")
+    assert _visible(tmp_path) == ["file.csv"]

@@ -10,6 +10,7 @@ are refused before any model is loaded or any search runs.
 import os
 import pickle
 import shutil
+import stat
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -243,6 +244,26 @@ def test_bad_key_files(trained, tmp_path, capsys, command):
     assert not (tmp_path / "m.skq").exists()
 
 
+@pytest.mark.parametrize("command", ["predict", "quantize"])
+def test_key_files_that_cannot_be_keys(trained, tmp_path, capsys, command):
+    """A directory, the model or data file itself, or a file far too large
+    to be a secret: refused with what it is, before anything is signed."""
+    model = trained.skq if command == "predict" else trained.joblib
+    tail = [str(trained.rows)] if command == "predict" else ["-o", str(tmp_path / "m.skq")]
+    big = tmp_path / "big.key"
+    big.write_bytes(b"x" * (1 << 17))
+    data = trained.rows if command == "predict" else trained.check
+    if command == "quantize":
+        tail += ["--check", str(trained.check)]
+    for key_file, message in ((tmp_path, "is a directory"),
+                              (model, "is also the command's"),
+                              (data, "is also the command's"),
+                              (big, "holds 131,072 bytes, more than the 65,536")):
+        assert main([command, TRUST, str(model), *tail, "--key-file", str(key_file)]) == 2
+        assert message in capsys.readouterr().err, key_file
+    assert not (tmp_path / "m.skq").exists()
+
+
 def test_a_key_file_cannot_verify_a_pickle(trained, tmp_path, capsys):
     key = tmp_path / "k"
     key.write_bytes(b"secret")
@@ -280,6 +301,58 @@ def test_predict_never_writes_over_its_inputs(trained, tmp_path, capsys, onto):
     assert main(["predict", str(model), str(rows), "-o", str(target), "--force", *extra]) == 2
     assert f"--output {target} is also an input of this command" in capsys.readouterr().err
     assert target.read_bytes() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_predict_never_replaces_a_device_or_fifo_even_with_force(trained, tmp_path, capsys):
+    """``-o /dev/null --force`` (or a FIFO, or a link to one such as
+    /dev/stdout) would put a plain file where the device was: refused."""
+    fifo, link = tmp_path / "fifo", tmp_path / "stdout"
+    os.mkfifo(fifo)
+    os.symlink(fifo, link)
+    for target in (fifo, link):
+        for flags in ([], ["--force"]):
+            assert main(["predict", str(trained.skq), str(trained.rows), "-o", str(target),
+                         *flags]) == 2
+            assert "is not a regular file" in capsys.readouterr().err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and os.path.islink(link)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "stdout"]
+
+
+def test_predict_refuses_an_empty_or_directory_like_output(trained, tmp_path, capsys):
+    # an empty -o (an unset shell variable, say) printed to stdout instead;
+    # a trailing separator failed only after the predictions were made
+    for output, message in (("", "--output is an empty path"),
+                            (str(tmp_path / "new") + os.sep, "ends with a path separator")):
+        assert main(["predict", str(trained.skq), str(trained.rows), "-o", output]) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err and captured.out == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_predictions_are_one_csv_row_per_input_row(tmp_path, capsys):
+    """Labels holding a comma or a quote are quoted, so that the output has
+    one row per input (the rows were joined with newlines, unquoted)."""
+    import csv
+
+    from skquant import QuantizedPipeline
+
+    manifest = {"dtype": "float32", "n_features_in": 2, "steps": [
+        {"kind": "mlp", "prefix": "c.", "params": {"n_layers": 1}}]}
+    labels = np.array(['yes, sir', 'say "no"'])
+    arrays = {"classes": labels, "c.input_mean": np.zeros(2, np.float32),
+              "c.input_scale": np.ones(2, np.float32),
+              "c.weights0": np.eye(2, dtype=np.float32), "c.bias0": np.zeros(2, np.float32)}
+    QuantizedPipeline(manifest, arrays).save(tmp_path / "m.skq")
+    np.savez(tmp_path / "rows.npz", X=np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]]))
+    expected = ['yes, sir', 'say "no"', 'yes, sir']
+    assert main(["predict", str(tmp_path / "m.skq"), str(tmp_path / "rows.npz")]) == 0
+    assert [row for row in csv.reader(capsys.readouterr().out.splitlines())] == [
+        [label] for label in expected]
+    assert main(["predict", str(tmp_path / "m.skq"), str(tmp_path / "rows.npz"),
+                 "-o", str(tmp_path / "out.csv")]) == 0
+    with open(tmp_path / "out.csv", newline="") as handle:
+        assert list(csv.reader(handle)) == [["prediction"]] + [[label] for label in expected]
 
 
 def test_predict_replaces_an_existing_output_only_with_force(trained, tmp_path, capsys):

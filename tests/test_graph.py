@@ -287,3 +287,17 @@ def test_duplicated_landmarks_keep_their_neighbours_connected():
     with pytest.warns(UserWarning, match="connected components"):
         projection = GraphProjection(2, n_neighbors=3, random_state=0).fit(X)
     assert projection.affinity_.data.min() > 0 and np.isfinite(projection.transform(X)).all()
+
+
+def test_one_kernel_serves_rows_far_from_every_landmark():
+    from skquant.runtime._steps import kernel_weights
+
+    # every exp(-d**2) underflows to 0 here; the weights must not be 0/0
+    distances = np.array([[40.0, 45.0, 90.0], [1.0, 1.5, 2.0]])
+    weights = kernel_weights(distances, np.array([1.0, 1.0]), np.ones((2, 3)))
+    assert np.isfinite(weights).all()
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    assert weights[0, 0] == 1.0 and weights[0, 2] == 0.0
+    # ordinary rows: the plain formula, normalized
+    plain = np.exp(-distances[1] ** 2)
+    np.testing.assert_allclose(weights[1], plain / plain.sum(), rtol=1e-12)

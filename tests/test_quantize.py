@@ -444,3 +444,115 @@ def test_budget_scorer_bad_arguments():
         budget_scorer(0)
     with pytest.raises(ValueError, match="dtype must be one of"):
         budget_scorer(1000, dtype="int4")
+
+
+def test_named_columns_are_matched_by_name_whatever_their_type(digits_split):
+    from skquant import QuantizedPipeline
+
+    pd = pytest.importorskip("pandas")
+    manifest = {"dtype": "float32", "n_features_in": 2, "steps": [
+        {"kind": "mlp", "prefix": "c.", "params": {"n_layers": 1}}]}
+    arrays = {"classes": np.array([0, 1]), "feature_names": np.array(["0", "1"]),
+              "c.input_mean": np.zeros(2, np.float32), "c.input_scale": np.ones(2, np.float32),
+              "c.weights0": np.eye(2, dtype=np.float32), "c.bias0": np.zeros(2, np.float32)}
+    served = QuantizedPipeline(manifest, arrays)
+    rows = [[3.0, 1.0], [0.0, 2.0]]
+    # integer column labels 0 and 1 name the columns "0" and "1" (a KeyError before)
+    assert served.predict(pd.DataFrame(rows)).tolist() == [0, 1]
+    assert served.predict(pd.DataFrame(rows, columns=["1", "0"])).tolist() == [1, 0]
+    with pytest.raises(ValueError, match=r"X has the column\(s\) \['1'\] more than once"):
+        served.predict(pd.DataFrame([[3.0, 1.0, 5.0]], columns=["0", "1", "1"]))
+    with pytest.raises(ValueError, match=r"X lacks the column\(s\) \['1'\]"):
+        served.predict(pd.DataFrame([[3.0]], columns=["0"]))
+
+
+def test_arrays_of_other_ranks_and_labels_of_other_shapes(fitted, digits_split):
+    _, X_test, _, y_test = digits_split
+    served = quantize(fitted["column", "pca"])
+    for bad in (X_test[None, :5], X_test[:8].reshape(8, 8, 8), np.float64(1.0)):
+        with pytest.raises(ValueError, match=rf"Expected a 2-D array of shape \(n_samples, "
+                                             rf"64\), got a {bad.ndim}-D one"):
+            served.predict(bad)
+    assert served.score(X_test, y_test) > 0.5
+    # a column of labels compared with the row of predictions: all pairs, before
+    with pytest.raises(ValueError, match=r"y has the shape \(450, 1\); it must hold one "
+                                         r"label per row of X, shape \(450,\)"):
+        served.score(X_test, y_test[:, None])
+
+
+def test_int8_weights_at_the_top_of_float32_stay_finite():
+    from skquant._export import _store
+    from skquant.runtime._steps import restore
+
+    top = float(np.finfo(np.float32).max)
+    arrays = {}
+    _store(arrays, "w", np.array([[top, 1.0], [-top, 0.5]]), "int8", quantize=True)
+    restored = restore(arrays, "w")
+    # the float32 scale rounded up once made 127 x scale infinite
+    assert np.isfinite(restored).all()
+    np.testing.assert_allclose(restored[:, 0], [top, -top], rtol=1e-6)
+
+
+def test_fuzzed_inputs_give_finite_probabilities_or_clear_errors(fitted, digits_split):
+    """300 seeded property-based inputs per run over the seven families in
+    three dtypes: NaN, infinities, values near and beyond float32's range,
+    wrong widths, ranks and dtypes, DataFrames and sparse matrices. Each
+    gives finite probabilities summing to 1 (that predict agrees with) or a
+    ValueError/TypeError that names the problem."""
+    pytest.importorskip("hypothesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    pd = pytest.importorskip("pandas")
+    import scipy.sparse
+
+    _, X_test, _, _ = digits_split
+    served = {(key, dtype): quantize(pipe, dtype=dtype)
+              for key, pipe in fitted.items() for dtype in ("float32", "float16", "int8")}
+    values = st.one_of(st.floats(0, 16), st.floats(allow_nan=True, allow_infinity=True),
+                       st.sampled_from([np.nan, np.inf, -np.inf, 3.4e38, -3.4e38, 3.5e38,
+                                        1e20, -1e20, 1e-320, 0.0]))
+    forms = {
+        "float64": lambda X: X, "float32": lambda X: X.astype(np.float32),
+        "object": lambda X: X.astype(object), "list": lambda X: X.tolist(),
+        "frame": lambda X: pd.DataFrame(X),
+        "sparse": lambda X: scipy.sparse.csr_matrix(np.nan_to_num(X)),
+        "1-D": lambda X: X.ravel(), "3-D": lambda X: X[None], "text": lambda X: X.astype(str),
+        "complex": lambda X: X.astype(complex),
+    }
+    messages = ("X has", "X holds", "X contains", "Expected a 2-D array", "X must be",
+                "X is a sparse matrix", "overflowed float32")
+    outcomes = {"finite": 0, "refused": 0}
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(key=st.sampled_from(sorted(served)), rows=st.integers(0, 6),
+           width=st.sampled_from([0, 0, 0, -1, 1]),
+           form=st.sampled_from(["float64"] * 4 + ["float32"] * 2 + sorted(forms)),
+           data=st.data())
+    def check(key, rows, width, form, data):
+        model = served[key]
+        base = X_test[:rows, : model.n_features_in_ + width]
+        if base.shape[1] < model.n_features_in_ + width:  # wider than the data
+            base = np.hstack([base, np.zeros((rows, 1))])
+        # a few cells of real rows replaced (most rows stay servable)
+        mask = data.draw(hnp.arrays(bool, base.shape, elements=st.sampled_from(
+            [False] * 30 + [True])))
+        X = np.where(mask, data.draw(hnp.arrays(float, base.shape, elements=values)), base)
+        with np.errstate(all="ignore"):
+            X = forms[form](X)
+        try:
+            proba = model.predict_proba(X)
+        except (ValueError, TypeError) as exc:
+            assert any(message in str(exc) for message in messages), str(exc)
+            outcomes["refused"] += 1
+            return
+        assert np.isfinite(proba).all() and proba.shape == (rows, model.classes_.size)
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+        np.testing.assert_array_equal(model.predict(X),
+                                      model.classes_[np.argmax(proba, axis=1)])
+        outcomes["finite"] += 1
+
+    check()
+    assert outcomes["finite"] > 60 and outcomes["refused"] > 60, outcomes

@@ -35,7 +35,7 @@ from sklearn.utils.extmath import svd_flip
 from sklearn.utils.validation import check_random_state
 
 from .._validation import safe_mean
-from ..runtime._steps import nearest_landmarks
+from ..runtime._steps import kernel_weights, nearest_landmarks
 from ._base import BaseProjection
 from ._scaling import (
     choose_exponent,
@@ -411,13 +411,10 @@ class GraphProjection(BaseProjection):
         if floor is None:
             floor, landmark_scale = self._floor_work, self._landmark_scale_work
         scale = _local_scale(distances, floor)
-        # the kernel's exponents, each row's smallest taken out before exp
-        # (the weights are normalized): a row far from every landmark, whose
-        # every exp(-...) would underflow, still gets its nearest ones' mean
-        exponents = _kernel_exponents(distances, scale, landmark_scale[indices])
-        exponents -= exponents.min(axis=1, keepdims=True)
-        weights = np.exp(-exponents)
-        weights /= weights.sum(axis=1, keepdims=True)
+        # the runtime's own kernel (stable for rows far from every landmark)
+        weights = kernel_weights(
+            distances.astype(np.float64), scale.astype(np.float64),
+            landmark_scale[indices].astype(np.float64))
         return np.einsum("ij,ijk->ik", weights, self._coordinates[indices])
 
     def _affinity(self, landmarks, distances, indices, scale):

@@ -9,7 +9,10 @@ artifact cannot run code.
 Reading validates before it allocates. In order: the zip's end record
 (exactly two members, ``manifest.json`` and ``arrays.bin``, no comment, no
 trailing data); the members' declared sizes against the limits (and the
-manifest's against the 1 MiB bound) before either is read; the manifest
+manifest's against the 1 MiB bound) before either is read; the zip's frame
+(the two members' local headers, agreeing with the directory, and their
+data, then the directory, end to end: every byte of the file belongs to a
+member or to the directory, and there are no zip64 records); the manifest
 (ASCII JSON, no repeated keys, bounded depth, in its one canonical
 serialization, every key and type as the schema says); the array index
 (allowed dtypes, bounded shapes, aligned offsets that tile the blob exactly)
@@ -19,8 +22,17 @@ against the index's total. Only then is the blob read, in chunks and never
 beyond its declared size, and its values checked (finite weights, positive
 scales, indices in range, trees that are forests of the declared depth).
 Limits are in ``skquant.runtime._schema``. Every malformed file raises
-:class:`ArtifactError` and nothing else; reading one costs at most the
-declared array bytes (at most ``max_bytes``) plus a few MiB.
+:class:`ArtifactError` and nothing else (a file object that cannot seek or
+is in text mode raises ``TypeError``, a path that cannot be opened
+``OSError``). Reading one costs at most the declared array bytes (at most
+``max_bytes``) plus a few MiB; building the pipeline from it
+(:func:`~skquant.runtime.load_quantized`) adds the float32 copies of the
+weights stored as int8 or float16 (and of two matrices stored transposed:
+the random-trees lookup table and the graph step's coordinates), so that
+the peak is at most twice the arrays' bytes counted at float32's four bytes
+per weight, plus 64 MiB. Predicting then costs the inputs and outputs and a
+block of rows' working memory (``_pipeline._BLOCK_BYTES``, 64 MiB), however
+wide a step the file declares.
 
 What the checksum guarantees
 ----------------------------
@@ -35,6 +47,16 @@ For authenticity, sign with a secret key: ``save(path, key=...)`` stores an
 HMAC-SHA256 of the same bytes as ``signature``, and ``load_quantized(path,
 key=...)`` refuses a file whose signature is missing or does not match
 (compared in constant time). Without a key, a signature is not checked.
+
+Both cover the content (the manifest and every array byte), not the zip
+container around it, which is checked instead to hold nothing else: its two
+members end to end, with no gap, extra field, comment or zip64 record.
+Without a key, its fixed-size bookkeeping (dates, versions, file
+attributes, stored or deflated data) may differ from what skquant writes,
+as after a copy through another zip tool; none of it reaches the model.
+With a key, it must be exactly what the writer puts there, so that a file
+that passes differs from the one signed at most in how its deflate streams
+encode the signed bytes (which are inflated, CRC-checked and verified).
 """
 
 import contextlib
@@ -43,6 +65,7 @@ import hmac
 import io
 import os
 import re
+import stat
 import struct
 import zipfile
 import zlib
@@ -77,6 +100,8 @@ _DOMAIN = b"skquant-quantized/2\n"
 _CHUNK = 1 << 20
 _DATE = (1980, 1, 1, 0, 0, 0)  # a fixed date: the same model, the same bytes
 _END = struct.Struct("<4s4H2LH")  # the zip's end of central directory record
+_LOCAL = struct.Struct("<4s5H3L2H")  # a member's local header
+_CENTRAL = struct.Struct("<4s4B4H3L5H2L")  # a directory entry's fixed part
 _CHECKSUM = re.compile(r"sha256:[0-9a-f]{64}\Z")
 _SIGNATURE = re.compile(r"hmac-sha256:[0-9a-f]{64}\Z")
 _MAX_DIRECTORY = 4096  # two central directory entries with short names
@@ -170,6 +195,7 @@ def artifact_bytes(manifest, arrays, *, key=None):
         for member, payload in ((_MANIFEST, canonical(body)), (_BLOB, blob.data)):
             info = zipfile.ZipInfo(member, date_time=_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # as on POSIX, also on Windows: the same bytes
             info.external_attr = 0o644 << 16
             archive.writestr(info, payload)
     return buffer.getvalue()
@@ -243,7 +269,7 @@ def _open_zip(handle, max_bytes):
                             f"an artifact holds exactly {list(_MEMBERS)}.")
     with _zip_errors():
         archive = zipfile.ZipFile(handle)
-    return archive, size
+    return archive, size, (start, directory)
 
 
 def _members(archive, size, max_bytes):
@@ -287,6 +313,107 @@ def _members(archive, size, max_bytes):
     return found
 
 
+# what the writer puts in each zip header, but the CRC, sizes and offsets
+# (version needed, flags, method, time, date): a signed artifact holds these
+_LOCAL_FIELDS = (20, 0, zipfile.ZIP_DEFLATED, 0, 33)
+# (version made by, system, version needed, its high byte, flags, method, time,
+# date) and (disk, internal attributes, external attributes)
+_CENTRAL_FIELDS = ((20, 3, 20, 0, 0, zipfile.ZIP_DEFLATED, 0, 33), (0, 0, 0o644 << 16))
+
+
+def _directory_entries(handle, directory):
+    """The raw entries of the central directory, parsed here rather than
+    trusted to the zip module (which skips what it cannot place): every byte
+    of the directory must belong to an entry."""
+    start, size = directory
+    handle.seek(start)
+    raw = handle.read(size)
+    entries, position = {}, 0
+    while position < len(raw):
+        if len(raw) - position < _CENTRAL.size:
+            raise ArtifactError("truncated or corrupt artifact: its zip directory ends "
+                                "inside an entry.")
+        fields = _CENTRAL.unpack_from(raw, position)
+        if fields[0] != b"PK\x01\x02":
+            raise ArtifactError("truncated or corrupt artifact: its zip directory holds "
+                                "records that are not entries (zip64, say).")
+        name_length, extra_length, comment_length = fields[12:15]
+        name = raw[position + _CENTRAL.size : position + _CENTRAL.size + name_length]
+        entries[name] = fields + (extra_length or comment_length,)
+        position += _CENTRAL.size + name_length + extra_length + comment_length
+    if position != len(raw) or len(entries) != len(_MEMBERS):
+        raise ArtifactError("truncated or corrupt artifact: its zip directory's entries "
+                            "do not fill it exactly.")
+    return entries
+
+
+def _check_frame(handle, infos, directory, *, as_written=False):
+    """The file is its members and their directory, end to end: each
+    member's local header and its directory entry agree with what the zip
+    module read (no extra fields, no comments), its data follow, and the
+    members run from byte 0 to the directory, whose entries fill it
+    exactly. No bytes lie between, and no zip64 records (an artifact is
+    never that large): no byte of the file can carry anything that is not
+    read and checked, but for the zip's own fixed-size bookkeeping (dates,
+    versions, attributes), which ``as_written`` (with a key) pins to what
+    the writer puts there."""
+    central = _directory_entries(handle, directory)
+    position, changed = 0, []
+    for info in sorted(infos, key=lambda info: info.header_offset):
+        name = info.filename.encode("ascii")
+        entry = central.get(name)
+        if (entry is None or entry[5:7] != (info.flag_bits, info.compress_type)
+                or entry[9:12] != (info.CRC, info.compress_size, info.file_size)
+                or entry[18] != info.header_offset or entry[19]):
+            raise ArtifactError(
+                f"truncated or corrupt artifact: {info.filename}'s directory entry is not "
+                "what it seems (or carries extra fields or a comment, which artifacts "
+                "never have).")
+        if info.header_offset != position:
+            raise ArtifactError(
+                f"truncated or corrupt artifact: {info.filename} starts at byte "
+                f"{info.header_offset}, not right after the member before it (byte "
+                f"{position}): the zip holds bytes that belong to no member.")
+        handle.seek(position)
+        header = handle.read(_LOCAL.size)
+        if len(header) != _LOCAL.size:
+            raise ArtifactError(f"truncated or corrupt artifact: {info.filename}'s local "
+                                "header is cut short.")
+        (signature, version, flags, method, time, date, crc, compressed, plain,
+         name_length, extra_length) = _LOCAL.unpack(header)
+        descriptor = bool(flags & 0x8)
+        if (signature != b"PK\x03\x04" or handle.read(name_length) != name or extra_length
+                or method != info.compress_type
+                or (not descriptor and (crc, compressed, plain) != (
+                    info.CRC, info.compress_size, info.file_size))):
+            raise ArtifactError(
+                f"truncated or corrupt artifact: {info.filename}'s local header does not "
+                "agree with its directory entry (or carries extra fields, which "
+                "artifacts never have).")
+        position += _LOCAL.size + name_length + info.compress_size
+        if descriptor:  # CRC and sizes after the data, with or without a signature
+            handle.seek(position)
+            has_signature = handle.read(4) == b"PK\x07\x08"
+            position += 16 if has_signature else 12
+        if (version, flags, method, time, date) != _LOCAL_FIELDS:
+            changed.append(f"{info.filename}'s local header")
+        if (entry[1:9], entry[15:18]) != _CENTRAL_FIELDS:
+            changed.append(f"{info.filename}'s directory entry")
+    if position != directory[0]:
+        raise ArtifactError(
+            f"truncated or corrupt artifact: its members end at byte {position}, but its "
+            f"directory starts at byte {directory[0]}: the zip holds bytes that belong "
+            "to no member.")
+    order = [info.filename for info in sorted(infos, key=lambda info: info.header_offset)]
+    if order != list(_MEMBERS):
+        changed.append("the members' order")
+    if as_written and changed:
+        raise ArtifactError(
+            f"its zip headers are not as skquant writes them ({', '.join(changed[:4])}): "
+            "a signed artifact must be the file that was signed, not a rewritten copy. "
+            "Do not use it; export the model again.")
+
+
 def _read_member(archive, info, sink):
     """Feed ``info``'s bytes to ``sink`` in chunks, never more than it
     declares; the zip module checks the CRC at the end."""
@@ -325,9 +452,11 @@ def _check_version(manifest):
 
 
 def _read_open(handle, key, max_bytes):
-    archive, size = _open_zip(handle, max_bytes)
+    archive, size, directory = _open_zip(handle, max_bytes)
     with archive:
         members = _members(archive, size, max_bytes)
+        with _zip_errors():
+            _check_frame(handle, members.values(), directory, as_written=key is not None)
         raw = bytearray()
         _read_member(archive, members[_MANIFEST], raw.extend)
         raw = bytes(raw)
@@ -389,10 +518,21 @@ def load(path, *, key=None, max_bytes=MAX_ARRAY_BYTES):
     :func:`read_artifact`)."""
     key = _check_key(key)
     max_bytes = _check_max_bytes(max_bytes)
-    if hasattr(path, "read") and hasattr(path, "seek"):
+    if hasattr(path, "read"):
+        if not (hasattr(path, "seekable") and path.seekable()):
+            raise TypeError("the artifact's file object cannot seek, which reading a zip "
+                            "needs: read the stream into io.BytesIO(stream.read()) first.")
+        if isinstance(path, io.TextIOBase):
+            raise TypeError("the artifact's file object is open in text mode: open it "
+                            "with open(path, 'rb').")
         name, opened = getattr(path, "name", "the artifact"), contextlib.nullcontext(path)
     else:
-        name, opened = os.fspath(path), open(path, "rb")
+        name = os.fspath(path)
+        # a FIFO would block the open, a device never ends: only regular files
+        if not stat.S_ISREG(os.stat(name).st_mode) and not os.path.isdir(name):
+            raise ArtifactError(f"{name}: not a skquant artifact: it is not a regular file "
+                                "(a device, FIFO or socket).")
+        opened = open(name, "rb")
     with opened as handle:
         try:
             return _read_open(handle, key, max_bytes)
@@ -427,6 +567,8 @@ def read_artifact(path, *, key=None, max_bytes=MAX_ARRAY_BYTES):
         For any file that is not a valid artifact.
     OSError
         If the file cannot be opened (FileNotFoundError for a missing one).
+    TypeError
+        For a file object that cannot seek or is open in text mode.
     """
     manifest, arrays, _ = load(path, key=key, max_bytes=max_bytes)
     return manifest, arrays

@@ -4,7 +4,27 @@ import numpy as np
 
 from . import _artifact
 from ._schema import ARTIFACT_KEYS, MAX_ARRAY_BYTES, ArtifactError, check_model, layout_of
-from ._steps import STEPS, NonFiniteError, check_finite, restore
+from ._steps import STEPS, Float64Rows, NonFiniteError, check_finite, restore
+
+# the working memory of one block of rows (bytes): the rows of a call are
+# run through the steps a block at a time, so that a wide step (one that a
+# small file can declare) costs this much and not this much per row
+_BLOCK_BYTES = 64 << 20
+
+
+class _Arrays:
+    """What a step's constructor reads its arrays with: ``get(name, dtype,
+    transpose=...)`` restores one (see :func:`restore`), and
+    ``get.float64_rows(name)`` gives a :class:`Float64Rows`."""
+
+    def __init__(self, arrays, prefix):
+        self._arrays, self._prefix = arrays, prefix
+
+    def __call__(self, name, dtype=np.float32, *, transpose=False):
+        return restore(self._arrays, self._prefix + name, dtype, transpose=transpose)
+
+    def float64_rows(self, name):
+        return Float64Rows(self._arrays, self._prefix + name)
 
 
 def _is_sparse(X):
@@ -45,7 +65,8 @@ class QuantizedPipeline:
     inputs beyond it, for NaN or infinity when the pipeline does not start
     with a Cleaner, and for rows on which a step overflows float32, so that
     no output is ever NaN. Sparse input raises ``TypeError``: pass
-    ``X.toarray()``.
+    ``X.toarray()``. Rows are run through the steps in blocks whose working
+    memory is at most about 64 MiB, however wide the steps are.
 
     Attributes
     ----------
@@ -108,16 +129,21 @@ class QuantizedPipeline:
         run = []
         for step, params, prefix in plan.steps:
             try:
-                run.append(step(params, lambda name, dtype=np.float32, p=prefix:
-                                restore(arrays, p + name, dtype)))
-            except MemoryError:
-                raise
+                run.append(step(params, _Arrays(arrays, prefix)))
+            except (MemoryError, ArtifactError):  # an ArtifactError: a derived
+                raise  # quantity (a norm, say) that no input could be served with
             except Exception as exc:  # validated above: this would be a bug
                 raise ArtifactError(
                     f"the {prefix!r} step could not be built ({type(exc).__name__}: "
                     f"{exc}), although its arrays passed validation; please report "
                     "this as a bug of skquant.") from None
         self._run = run
+        # rows per block: the widest step's working memory (and the output
+        # of the step before it) within _BLOCK_BYTES; a multiple of 256 rows,
+        # the graph step's own block, where it can be
+        per_row = 4 * self.n_features_in_ + 2 * max(step.row_bytes() for step in run)
+        rows = max(1, _BLOCK_BYTES // per_row)
+        self._block_rows = rows - rows % 256 if rows >= 256 else rows
 
     @property
     def nbytes(self):
@@ -150,10 +176,14 @@ class QuantizedPipeline:
             raise ValueError(
                 "Expected a 2-D array, got a 1-D one. Reshape a single row with "
                 "X.reshape(1, -1).")
-        if values.ndim != 2 or values.shape[1] != self.n_features_in_:
+        if values.ndim != 2:
             raise ValueError(
-                f"X has {values.shape[-1] if values.ndim else 0} features, but the model "
-                f"is expecting {self.n_features_in_} features as input.")
+                f"Expected a 2-D array of shape (n_samples, {self.n_features_in_}), got "
+                f"a {values.ndim}-D one of shape {values.shape}.")
+        if values.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {values.shape[1]} features, but the model is expecting "
+                f"{self.n_features_in_} features as input.")
         return values, values.astype(np.float32, copy=False)
 
     def _check(self, X):
@@ -165,9 +195,14 @@ class QuantizedPipeline:
             names = [str(c) for c in X.columns]
             missing = [n for n in self.feature_names_in_ if n not in names]
             if missing:
-                raise ValueError(f"X lacks the column(s) {missing} the model was "
+                raise ValueError(f"X lacks the column(s) {missing[:5]} the model was "
                                  "fitted on.")
-            X = X[list(self.feature_names_in_)]
+            repeated = sorted({n for n in self.feature_names_in_ if names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"X has the column(s) {repeated[:5]} more than once: "
+                                 "give each column once.")
+            # by position: the names compared as strings may be other objects
+            X = X.iloc[:, [names.index(n) for n in self.feature_names_in_]]
         values, X = self._as_float32(X)
         # one pass over the input: NaN propagates to the extremes
         if X.size and not (np.isfinite(X.min()) and np.isfinite(X.max())):
@@ -197,21 +232,31 @@ class QuantizedPipeline:
         # instead of numpy's warnings and NaN probabilities
         with np.errstate(all="ignore"):
             X = self._check(X)
-            try:
-                for kind, step in zip(self.steps, self._run):
-                    X = step(X)
-                    if step.OVERFLOWS:
-                        check_finite(X, f"{kind} step")
-            except NonFiniteError as exc:
-                bad = np.flatnonzero(~np.isfinite(exc.values).all(axis=1))
-                raise ValueError(
-                    f"The quantized pipeline's {exc.where} overflowed float32 on "
-                    f"{bad.size} of {exc.values.shape[0]} row(s) (the first: row "
-                    f"{bad[0]}): they lie outside the range it was exported for, which "
-                    "needs every step's values to stay finite in float32. Check those "
-                    "rows for extreme values; a Cleaner with clipping bounds keeps "
-                    "inputs in range.") from None
-        return X
+            logits = np.empty((X.shape[0], self.classes_.size), dtype=np.float32)
+            for start in range(0, X.shape[0], self._block_rows):
+                block = X[start : start + self._block_rows]
+                try:
+                    for kind, step in zip(self.steps, self._run):
+                        block = step(block)
+                        if step.OVERFLOWS:
+                            check_finite(block, f"{kind} step")
+                except NonFiniteError as exc:
+                    raise self._overflow(exc, start, X.shape[0]) from None
+                logits[start : start + block.shape[0]] = block
+        return logits
+
+    @staticmethod
+    def _overflow(exc, start, n_rows):
+        bad = np.flatnonzero(~np.isfinite(exc.values).all(axis=1))
+        rows = exc.values.shape[0]
+        where = (f"{bad.size} of {rows} row(s)" if rows == n_rows else
+                 f"{bad.size} of the {rows} row(s) from row {start}")
+        return ValueError(
+            f"The quantized pipeline's {exc.where} overflowed float32 on {where} (the "
+            f"first: row {start + bad[0]}): they lie outside the range it was exported "
+            "for, which needs every step's values to stay finite in float32. Check "
+            "those rows for extreme values; a Cleaner with clipping bounds keeps inputs "
+            "in range.")
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``.
@@ -260,7 +305,12 @@ class QuantizedPipeline:
         -------
         accuracy : float
         """
-        return float(np.mean(self.predict(X) == np.asarray(y)))
+        y = np.asarray(y)
+        predicted = self.predict(X)
+        if y.shape != predicted.shape:
+            raise ValueError(f"y has the shape {y.shape}; it must hold one label per row "
+                             f"of X, shape {predicted.shape}.")
+        return float(np.mean(predicted == y))
 
     def artifact_size(self):
         """Bytes of the saved artifact (written to memory, not to disk; unsigned).
@@ -336,6 +386,8 @@ def load_quantized(path, *, key=None, max_bytes=MAX_ARRAY_BYTES):
         or of another format version (version 1: re-export the model).
     OSError
         If the file cannot be opened.
+    TypeError
+        For a file object that cannot seek or is open in text mode.
 
     Examples
     --------

@@ -30,7 +30,12 @@ MAX_JSON_DEPTH (8), MAX_STEPS (16), MAX_ARRAYS (1024), MAX_LAYERS (64),
 MAX_STRING_WIDTH (1024 characters), array rank 1 or 2
     Shape of the manifest.
 MAX_TREE_DEPTH (64), MAX_TREE_STEPS (65,536 = trees x depth)
-    A random-trees step's work per call is trees x depth vectorized steps.
+    A random-trees step's work per call is trees x depth vectorized steps
+    (and, as each leaf has its own row of the lookup table, its work per
+    row at most the table's size).
+INT8_SCALE_MAX (about 2.68e36)
+    The largest int8 scale: 127 times it is finite in float32, so every
+    int8 weight expands to a finite float32.
 """
 
 import json
@@ -59,6 +64,11 @@ NUMERIC_DTYPES = frozenset({
 })
 _STRING_DTYPE = re.compile(r"<U([1-9][0-9]{0,3})\Z")
 _FLOAT32 = frozenset({"<f4"})
+# the largest int8 scale whose codes (up to 127) stay finite in float32
+with np.errstate(over="ignore"):
+    INT8_SCALE_MAX = np.float32(np.finfo(np.float32).max) / np.float32(127)
+    while not np.isfinite(np.float32(127) * INT8_SCALE_MAX):
+        INT8_SCALE_MAX = np.nextafter(INT8_SCALE_MAX, np.float32(0))
 _INDEX = frozenset({"|i1", "<i2", "<i4", "<i8"})
 _WEIGHT = {"float32": frozenset({"<f4"}), "float16": frozenset({"<f2"})}
 _ARRAY_NAME = re.compile(r"[A-Za-z0-9_.]{1,128}\Z")
@@ -376,7 +386,7 @@ class StepArrays:
             full, shape = self._take(f"{name}.q", {"|i1"}, (rows, cols), what)
             scale, _ = self._take(f"{name}.scale", _FLOAT32, (shape[0],),
                                   f"one scale per row of {full}")
-            self._values(scale, "positive")
+            self._values(scale, "scale")
             return shape
         full, shape = self._take(name, _WEIGHT[self.dtype], (rows, cols), what)
         self._values(full, "finite")
@@ -413,20 +423,33 @@ def _check_values(name, array, rule, low, high):
     elif rule == "positive":
         ok = bool(np.isfinite(largest) and smallest > 0)
         problem = "values that are not finite and positive"
+    elif rule == "scale":  # of int8 codes: positive, and 127 times it finite
+        ok = bool(smallest > 0 and largest <= INT8_SCALE_MAX)
+        problem = (f"values that are not in (0, {float(INT8_SCALE_MAX):.4g}] (an int8 "
+                   "scale, whose codes times it must stay finite in float32)")
     else:
         ok = bool(np.isfinite(smallest) and np.isfinite(largest))
         problem = "NaN or infinite values"
     if not ok:
+        needs = {"positive": "positive finite ones", "scale": "scales in that range"}
         raise ArtifactError(f"{name} holds {problem}; the runtime's arithmetic needs "
-                            f"{'positive ' if rule == 'positive' else ''}finite ones.")
+                            f"{needs.get(rule, 'finite ones')}.")
 
 
 def _check_text(name, array):
     # numpy cannot turn code points beyond Unicode (or surrogates) into str
-    codes = array.view(np.uint32)
+    codes = array.view(np.uint32).reshape(array.size, -1)
     if codes.size and (codes.max() > 0x10FFFF
                        or np.any((codes >= 0xD800) & (codes <= 0xDFFF))):
         raise ArtifactError(f"{name} holds characters that are not Unicode.")
+    # labels and names are printed (one a line, by `skquant predict`): no
+    # control characters, which could add lines or drive a terminal; a NUL
+    # only as padding after the text
+    padding = np.maximum.accumulate(codes == 0, axis=1)
+    control = (codes < 0x20) | ((codes >= 0x7F) & (codes <= 0x9F))
+    if np.any(control & ~padding) or np.any(padding & (codes != 0)):
+        raise ArtifactError(f"{name} holds control characters (a newline, an escape, a "
+                            "NUL, ...); labels and column names are printable text.")
 
 
 class Plan:
@@ -456,7 +479,10 @@ class Plan:
         if np.unique(classes).size != classes.size:
             raise ArtifactError("classes repeats a class label.")
         if "feature_names" in arrays:
-            _check_text("feature_names", arrays["feature_names"])
+            names = arrays["feature_names"]
+            _check_text("feature_names", names)
+            if np.unique(names).size != names.size:
+                raise ArtifactError("feature_names repeats a column name.")
 
 
 _STEP_KEYS = ("kind", "prefix", "params")

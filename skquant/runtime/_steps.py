@@ -4,16 +4,24 @@ family, and the classifier's forward pass.
 Each step is built from plain arrays (see ``skquant.quantize`` for how a
 fitted estimator becomes them) and computes in float32; weight matrices may
 be stored as int8 (one scale per output row) or float16 and are expanded
-once, when the artifact is loaded. Each step also declares what it needs:
-``PARAMS``, the types and ranges of its manifest parameters, and
-``layout``, which claims its arrays with their dtypes and shapes, queues the
-checks of their values (``skquant.runtime._schema``) and returns the width
-of its output. This module imports numpy alone.
+to float32 once, when the artifact is loaded (the graph step's landmarks
+excepted: they are read in float64 a block at a time, see
+:class:`Float64Rows`). Each step also declares what it needs: ``PARAMS``,
+the types and ranges of its manifest parameters, and ``layout``, which
+claims its arrays with their dtypes and shapes, queues the checks of their
+values (``skquant.runtime._schema``) and returns the width of its output;
+and what it costs: ``row_bytes()``, the working memory it allocates per
+input row, by which the pipeline sizes its blocks of rows. This module
+imports numpy alone.
 """
 
 import numpy as np
 
 from ._schema import MAX_LAYERS, MAX_TREE_DEPTH, MAX_TREE_STEPS, ArtifactError, Float, Int
+
+# float64 elements a step converts at once (16 MiB): a larger stored matrix
+# is read a block of rows at a time instead of copied whole
+_BLOCK_ELEMENTS = 1 << 21
 
 
 class NonFiniteError(ValueError):
@@ -32,16 +40,74 @@ def check_finite(values, where):
     return values
 
 
-def restore(arrays, name, dtype=np.float32):
+def restore(arrays, name, dtype=np.float32, *, transpose=False):
     """An array as stored by ``skquant.quantize``, back in ``dtype`` (or as
     is, for integer index arrays). A float32 array is returned as it is
-    stored (a view of the artifact's blob), not copied."""
+    stored (a view of the artifact's blob), not copied. ``transpose`` gives
+    the transpose, C-contiguous, in one allocation."""
     if f"{name}.q" in arrays:  # int8, symmetric, one scale per row
-        codes = arrays[f"{name}.q"].astype(dtype)
-        codes *= arrays[f"{name}.scale"].astype(dtype, copy=False)[:, None]
-        return codes
+        codes = arrays[f"{name}.q"]
+        scale = arrays[f"{name}.scale"].astype(dtype, copy=False)
+        if transpose:
+            restored = np.array(codes.T, dtype=dtype, order="C")
+            restored *= scale[None, :]
+        else:
+            restored = codes.astype(dtype)
+            restored *= scale[:, None]
+        return restored
     array = arrays[name]
-    return array.astype(dtype, copy=False) if array.dtype.kind == "f" else array
+    if array.dtype.kind != "f":
+        return array
+    if transpose:
+        return np.array(array.T, dtype=dtype, order="C")
+    return array.astype(dtype, copy=False)
+
+
+class Float64Rows:
+    """A stored matrix (float32, float16, or int8 codes with one float32
+    scale per row) handed out in float64 a block of rows at a time, so that
+    a large one is never held as a whole float64 copy. A small one (up to
+    ``_BLOCK_ELEMENTS``) is converted once and kept.
+
+    The values are those of ``restore(arrays, name, np.float64)``.
+    """
+
+    def __init__(self, arrays, name):
+        if f"{name}.q" in arrays:
+            self._stored, self._scale = arrays[f"{name}.q"], arrays[f"{name}.scale"]
+        else:
+            self._stored, self._scale = arrays[name], None
+        self.shape = self._stored.shape
+        self._step = max(1, _BLOCK_ELEMENTS // max(self.shape[1], 1))
+        self._whole = self._rows(0, self.shape[0]) if self.shape[0] <= self._step else None
+
+    def _rows(self, start, stop):
+        rows = self._stored[start:stop].astype(np.float64)
+        if self._scale is not None:
+            rows *= self._scale[start:stop, None]
+        return rows
+
+    def blocks(self):
+        """``(first row, float64 rows)`` for consecutive blocks of rows."""
+        if self._whole is not None:
+            yield 0, self._whole
+            return
+        for start in range(0, self.shape[0], self._step):
+            yield start, self._rows(start, start + self._step)
+
+    def toarray(self):
+        """The whole matrix in float64 (a copy for a large one)."""
+        return self._whole if self._whole is not None else self._rows(0, self.shape[0])
+
+
+def _products(X, matrix):
+    """``X @ matrix.T`` in float64, for an array or :class:`Float64Rows`."""
+    if isinstance(matrix, np.ndarray):
+        return X @ matrix.T
+    out = np.empty((X.shape[0], matrix.shape[0]))
+    for start, rows in matrix.blocks():
+        out[:, start : start + rows.shape[0]] = X @ rows.T
+    return out
 
 
 class Clean:
@@ -64,9 +130,16 @@ class Clean:
             if keep.size > 1 and np.any(keep[1:] <= keep[:-1]):
                 raise ArtifactError(f"{arrays.prefix}keep must list columns in "
                                     "increasing order, each once.")
-            if np.any(get("lower") > get("upper")):
+            lower, upper = get("lower"), get("upper")
+            if np.any(lower > upper):
                 raise ArtifactError(f"{arrays.prefix}lower lies above "
                                     f"{arrays.prefix}upper for some column.")
+            # -inf below and +inf above mean "no bound"; the other way round
+            # they would make every value of the column infinite
+            if np.any(lower == np.inf) or np.any(upper == -np.inf):
+                raise ArtifactError(f"{arrays.prefix}lower holds +inf or "
+                                    f"{arrays.prefix}upper holds -inf: the column "
+                                    "would be infinite whatever its value.")
 
         arrays.require(check)
         return kept
@@ -75,6 +148,9 @@ class Clean:
         self.keep = get("keep").astype(np.intp)
         self.fill = get("fill")
         self.lower, self.upper = get("lower"), get("upper")
+
+    def row_bytes(self):
+        return 12 * self.keep.size  # the kept columns, their mask, the imputed copy
 
     def __call__(self, X):
         kept = X[:, self.keep]
@@ -96,6 +172,9 @@ class Linear:
     def __init__(self, params, get):
         self.mean, self.components = get("mean"), get("components")
 
+    def row_bytes(self):
+        return 4 * (self.mean.size + self.components.shape[0])
+
     def __call__(self, X):
         return (X - self.mean) @ self.components.T
 
@@ -113,6 +192,9 @@ class Select:
     def __init__(self, params, get):
         self.columns = get("columns").astype(np.intp)
 
+    def row_bytes(self):
+        return 4 * self.columns.size
+
     def __call__(self, X):
         return X[:, self.columns]
 
@@ -120,7 +202,9 @@ class Select:
 class Closeness:
     """TSVQ: negative distance to every leaf prototype, in units of scale."""
 
-    PARAMS = {"scale": Float(1e-30, 1e30)}
+    # any float32 unit whose reciprocal is a float32 too; too large a
+    # model is refused by its prototypes' norms, with the cause
+    PARAMS = {"scale": Float(1e-37, float(np.finfo(np.float32).max))}
     OVERFLOWS = True
 
     @staticmethod
@@ -130,8 +214,17 @@ class Closeness:
 
     def __init__(self, params, get):
         self.origin, self.prototypes = get("origin"), get("prototypes")
-        self.norms = np.einsum("ij,ij->i", self.prototypes, self.prototypes)
+        with np.errstate(over="ignore"):
+            self.norms = np.einsum("ij,ij->i", self.prototypes, self.prototypes)
+        if not np.isfinite(self.norms).all():
+            raise ArtifactError(
+                "the closeness step's prototypes are too large for float32: their "
+                "squared norms overflow, so no input could be served (a model of "
+                "data beyond about 1e18: rescale the data and fit again).")
         self.factor = np.float32(-1.0 / params["scale"])
+
+    def row_bytes(self):
+        return 4 * (2 * self.origin.size + 2 * self.prototypes.shape[0])
 
     def __call__(self, X):
         centred = X - self.origin
@@ -144,43 +237,61 @@ class Closeness:
         return squared
 
 
+_NODE_BLOCK = 1 << 20  # nodes checked at once: the checks' memory stays small
+
+
 def _check_forest(get, prefix, depth):
     """The trees are a forest that the kernel walks in ``depth`` steps: each
     tree's nodes are consecutive from its root, every internal node's two
     children are later nodes of its tree, every node but a root has exactly
     one parent (so no cycle, no sharing), and the deepest leaf is exactly
-    ``depth`` steps down. One vectorized pass per level: O(nodes)."""
-    feature = get("feature").astype(np.int64)
-    children = get("children").astype(np.int64)
-    leaf_row = get("leaf_row").astype(np.int64)
-    roots = get("roots").astype(np.int64)
+    ``depth`` steps down. O(nodes) time, in blocks of nodes and in the
+    stored integer dtypes, so that checking costs less memory than the
+    arrays themselves."""
+    feature, children, leaf_row = get("feature"), get("children"), get("leaf_row")
+    roots = get("roots").astype(np.int64)  # at most MAX_TREE_STEPS of them
     n_nodes = feature.size
     if roots[0] != 0 or np.any(roots[1:] <= roots[:-1]):
         raise ArtifactError(f"{prefix}roots must start at 0 and increase: each tree's "
                             "nodes follow its root.")
-    ends = np.append(roots[1:], n_nodes)
-    end = np.repeat(ends, ends - roots)  # one past the last node of each node's tree
-    leaf = feature < 0
-    if np.any(children[leaf] != -1) or np.any(leaf_row[leaf] < 0):
-        raise ArtifactError(f"{prefix}children: a leaf (feature < 0) must have no "
-                            "children (-1, -1) and a row of the lookup table.")
-    internal = ~leaf
-    node = np.arange(n_nodes)[:, None]
-    later = (children > node) & (children < end[:, None])
-    if not later[internal].all() or np.any(children[internal, 0] == children[internal, 1]):
-        raise ArtifactError(f"{prefix}children: an internal node's two children must "
-                            "be distinct later nodes of its own tree.")
-    if np.any(leaf_row[internal] != -1):
-        raise ArtifactError(f"{prefix}leaf_row must be -1 at internal nodes.")
-    parents = np.bincount(children[internal].ravel(), minlength=n_nodes)
-    expected = np.ones(n_nodes, dtype=parents.dtype)
-    expected[roots] = 0
-    if not np.array_equal(parents, expected):
+    ends = np.append(roots[1:], n_nodes)  # one past each tree's last node
+    for first in range(0, n_nodes, _NODE_BLOCK):
+        node = np.arange(first, min(first + _NODE_BLOCK, n_nodes))
+        leaf = feature[node] < 0
+        pairs, rows = children[node], leaf_row[node]
+        if np.any(pairs[leaf] != -1) or np.any(rows[leaf] < 0):
+            raise ArtifactError(f"{prefix}children: a leaf (feature < 0) must have no "
+                                "children (-1, -1) and a row of the lookup table.")
+        internal = ~leaf
+        end = ends[np.searchsorted(roots, node, side="right") - 1]
+        pairs, node, end = pairs[internal], node[internal], end[internal]
+        later = (pairs > node[:, None]) & (pairs < end[:, None])
+        if not later.all() or np.any(pairs[:, 0] == pairs[:, 1]):
+            raise ArtifactError(f"{prefix}children: an internal node's two children must "
+                                "be distinct later nodes of its own tree.")
+        if np.any(rows[internal] != -1):
+            raise ArtifactError(f"{prefix}leaf_row must be -1 at internal nodes.")
+    # the children are later nodes of their own tree, so none is a root: if
+    # they are all distinct and as many as the nodes that are not roots,
+    # every such node is the child of exactly one node
+    listed = children[feature >= 0].ravel()  # a copy, sorted in place
+    listed.sort()
+    if listed.size != n_nodes - roots.size or np.any(listed[1:] == listed[:-1]):
         raise ArtifactError(f"{prefix}children: every node but a root must be the "
                             "child of exactly one node.")
+    del listed
+    # each leaf its own row of the lookup table (as the export writes them):
+    # then the table has a row per leaf, at least one per tree, and summing
+    # a row per tree costs no more than the table's size per input row
+    rows = leaf_row[feature < 0]  # a copy, sorted in place
+    rows.sort()
+    if np.any(rows[1:] == rows[:-1]):
+        raise ArtifactError(f"{prefix}leaf_row gives two leaves the same row of the "
+                            "lookup table; each leaf has its own.")
+    del rows
     level, frontier = 0, roots
     while True:
-        frontier = children[frontier[internal[frontier]]].ravel()
+        frontier = children[frontier[feature[frontier] >= 0]].ravel()
         if frontier.size == 0:
             break
         level += 1
@@ -217,14 +328,18 @@ class RandomTrees:
         return out
 
     def __init__(self, params, get):
-        self.feature = get("feature").astype(np.intp)
+        # the index arrays as stored (views of the artifact, not intp copies)
+        self.feature = get("feature")
         self.threshold = get("threshold")  # float32, rounded down: exact for float32 x
-        self.children = get("children").astype(np.intp)
-        self.leaf_row = get("leaf_row").astype(np.intp)
+        self.children = get("children")
+        self.leaf_row = get("leaf_row")
         self.roots = get("roots").astype(np.intp)
         self.depth = int(params["depth"])
-        self.lookup = np.ascontiguousarray(get("lookup").T)  # stored one row per output
+        self.lookup = get("lookup", transpose=True)  # stored one row per output
         self.shift = get("shift")
+
+    def row_bytes(self):
+        return 8 * self.lookup.shape[1] + 64  # the output, each tree's node vectors
 
     def __call__(self, X):
         X = X.astype(np.float32)  # scikit-learn's trees compare float32 inputs
@@ -232,7 +347,7 @@ class RandomTrees:
         out = np.empty((X.shape[0], self.lookup.shape[1]), dtype=np.float32)
         out[:] = -self.shift
         for root in self.roots:
-            node = np.full(X.shape[0], root)
+            node = np.full(X.shape[0], root, dtype=np.intp)
             for _ in range(self.depth):
                 internal = self.feature[node] >= 0
                 if not internal.any():
@@ -247,14 +362,18 @@ class RandomTrees:
 def nearest_landmarks(X, landmarks, landmark_norms, k, block=256):
     """The ``k`` nearest landmarks of each row: ``(distances, indices)``,
     nearest first, ties to the lower index; float64, brute force (one
-    matrix product and a partial sort), ``block`` rows at a time so that the
-    distance matrix stays small enough for the allocator to reuse."""
+    matrix product and a partial sort), ``block`` rows at a time (fewer
+    where the landmarks are so many that the block's distance matrix would
+    pass ``4 * _BLOCK_ELEMENTS`` numbers), so that the distance matrix stays
+    small enough for the allocator to reuse. ``landmarks`` is a float64
+    array or a :class:`Float64Rows`."""
     X = np.asarray(X, dtype=np.float64)
+    block = max(1, min(block, 4 * _BLOCK_ELEMENTS // max(landmarks.shape[0], 1)))
     distances = np.empty((X.shape[0], k))
     indices = np.empty((X.shape[0], k), dtype=np.intp)
     for start in range(0, X.shape[0], block):
         part = X[start : start + block]
-        squared = part @ landmarks.T
+        squared = _products(part, landmarks)
         squared *= -2.0
         squared += landmark_norms
         squared += np.einsum("ij,ij->i", part, part)[:, None]
@@ -269,6 +388,39 @@ def nearest_landmarks(X, landmarks, landmark_norms, k, block=256):
         distances[start : start + block] = np.sqrt(squared[rows, nearest])
         indices[start : start + block] = nearest
     return distances, indices
+
+
+def kernel_weights(distances, scale, neighbour_scale):
+    """The Nystrom extension's weights of each row's nearest landmarks.
+
+    ``exp(-d**2 / (s_row * s_neighbour))``, normalized to sum to 1 over each
+    row; :class:`skquant.GraphProjection` and this runtime both call it. The
+    exponent is computed as ``(d / s_row) * (d / s_neighbour)``, which does
+    not overflow on the way, and each row's smallest is taken out before
+    ``exp`` (the normalization cancels it), so that a row far from every
+    landmark, whose every weight would underflow to 0 (and give 0/0), still
+    gets its nearest landmarks' weighted mean.
+
+    Parameters
+    ----------
+    distances : ndarray of shape (n_rows, k)
+        Distances to the nearest landmarks, float64.
+    scale : ndarray of shape (n_rows,)
+        Each row's local scale.
+    neighbour_scale : ndarray of shape (n_rows, k)
+        Each neighbouring landmark's scale.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_rows, k)
+    """
+    with np.errstate(over="ignore"):
+        exponents = (distances / scale[:, None]) * (distances / neighbour_scale)
+    np.minimum(exponents, np.finfo(exponents.dtype).max, out=exponents)
+    exponents -= exponents.min(axis=1, keepdims=True)
+    weights = np.exp(-exponents, out=exponents)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights
 
 
 class Nystrom:
@@ -290,19 +442,31 @@ class Nystrom:
         return out
 
     def __init__(self, params, get):
-        self.landmarks = get("landmarks", np.float64)
-        self.landmark_norms = np.einsum("ij,ij->i", self.landmarks, self.landmarks)
+        # float64 distances without a float64 copy of many landmarks
+        self._landmarks = get.float64_rows("landmarks")
+        self.landmark_norms = np.concatenate(
+            [np.einsum("ij,ij->i", rows, rows) for _, rows in self._landmarks.blocks()])
         self.landmark_scale = get("landmark_scale", np.float64)
-        self.coordinates = np.ascontiguousarray(get("coordinates").T)  # stored per output
+        self.coordinates = get("coordinates", transpose=True)  # stored per output
         self.n_neighbors = int(params["n_neighbors"])
         self.floor = float(params["scale_floor"])
 
+    @property
+    def landmarks(self):
+        """The landmarks in float64 (for exporters; a copy when they are many)."""
+        return self._landmarks.toarray()
+
+    def row_bytes(self):
+        n_landmarks, n_out = self.coordinates.shape
+        # the distances to every landmark and their partial sort; the
+        # neighbours' weights, indices and coordinates
+        return 24 * n_landmarks + self.n_neighbors * (40 + 4 * n_out)
+
     def __call__(self, X):
         distances, nearest = nearest_landmarks(
-            X, self.landmarks, self.landmark_norms, self.n_neighbors)
+            X, self._landmarks, self.landmark_norms, self.n_neighbors)
         scale = np.maximum(distances[:, -1], self.floor)
-        weights = np.exp(-distances**2 / (scale[:, None] * self.landmark_scale[nearest]))
-        weights /= weights.sum(axis=1, keepdims=True)
+        weights = kernel_weights(distances, scale, self.landmark_scale[nearest])
         return np.einsum("ij,ijk->ik", weights.astype(np.float32), self.coordinates[nearest])
 
 
@@ -327,6 +491,9 @@ class MLP:
         n_layers = int(params["n_layers"])
         self.weights = [get(f"weights{i}") for i in range(n_layers)]
         self.biases = [get(f"bias{i}") for i in range(n_layers)]
+
+    def row_bytes(self):
+        return 4 * (self.mean.size + 2 * max(weights.shape[0] for weights in self.weights))
 
     def __call__(self, X):
         activations = ((X - self.mean) / self.scale).astype(np.float32)
