@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import tracemalloc
 import warnings
 
 import numpy as np
@@ -163,56 +162,6 @@ def test_pickle_round_trip_without_derived_copies(digits, method):
     assert len(blob) < 2.2 * projection.landmarks_.nbytes + projection.affinity_.data.nbytes * 3
     restored.partial_fit(X[:100])  # and it goes on learning
     assert restored.n_samples_seen_ == len(X) + 100
-
-
-def _streamed_peak(projection, rows, chunk=4000):
-    """Peak traced memory of partial_fit, then transform, chunk by chunk."""
-    tracemalloc.start()
-    try:
-        for start in range(0, len(rows), chunk):
-            projection.partial_fit(rows[start : start + chunk])
-        total = 0.0
-        for start in range(0, len(rows), chunk):
-            total += float(projection.transform(rows[start : start + chunk]).sum())
-        assert np.isfinite(total)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-_STREAMED = {
-    "spectral": lambda: GraphProjection(8, n_landmarks=300, random_state=0),
-    "lpp": lambda: GraphProjection(8, method="lpp", n_landmarks=300, random_state=0),
-}
-
-
-@pytest.mark.parametrize("method", list(_STREAMED))
-def test_memory_is_flat_in_the_rows(method, tmp_path):
-    # The README's claim: partial_fit and memmaps with flat memory. Rows
-    # stream from a memmap in chunks; after a warm-up pass (first-use
-    # allocations: imports, caches), the peak over N rows and over 4N rows
-    # may differ by no more than 2 bytes per extra row (a leak of one
-    # float32 per row would cost 4): what is held is a chunk, the fixed-size
-    # state (sample, buffer, prototypes or landmarks), and their copies.
-    n_rows, n_features = 12_000, 16
-    rng = np.random.RandomState(0)
-    centres = rng.normal(scale=1.5, size=(20, n_features))
-    path = tmp_path / "rows.npy"
-    stored = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
-                                       shape=(4 * n_rows, n_features))
-    for start in range(0, 4 * n_rows, n_rows):
-        stored[start : start + n_rows] = (
-            centres[rng.randint(20, size=n_rows)] + rng.normal(size=(n_rows, n_features)))
-    stored.flush()
-    del stored
-    rows = np.load(path, mmap_mode="r")
-    make = _STREAMED[method]
-    _streamed_peak(make(), rows[:8000])  # warm-up
-    peak_n = _streamed_peak(make(), rows[:n_rows])
-    peak_4n = _streamed_peak(make(), rows)
-    print(f"{method}: peak {peak_n / 2**20:.2f} MiB on {n_rows} rows, "
-          f"{peak_4n / 2**20:.2f} MiB on {4 * n_rows}")
-    assert peak_4n - peak_n < 2 * (3 * n_rows) + 2**16, (peak_n, peak_4n)
 
 
 # Powers of two scale exactly, so the embedding of scaled data must be the

@@ -1,7 +1,6 @@
 """The tree projection family: tsvq and random-trees."""
 
 import pickle
-import tracemalloc
 import warnings
 
 import numpy as np
@@ -230,59 +229,6 @@ def test_a_pickled_random_trees_projection_transforms_but_does_not_resume(blobs)
         restored.partial_fit(blobs[:100])
     projection.partial_fit(blobs[:100])  # the original goes on
     assert restored.fit(blobs).n_samples_seen_ == len(blobs)
-
-
-def _streamed_peak(projection, rows, chunk=4000):
-    """Peak traced memory of partial_fit, then transform, chunk by chunk."""
-    tracemalloc.start()
-    try:
-        for start in range(0, len(rows), chunk):
-            projection.partial_fit(rows[start : start + chunk])
-        total = 0.0
-        for start in range(0, len(rows), chunk):
-            total += float(projection.transform(rows[start : start + chunk]).sum())
-        assert np.isfinite(total)
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-_STREAMED = {
-    "tsvq": lambda: TreeProjection(16, max_samples=2000, random_state=0),
-    "random-trees": lambda: TreeProjection(8, method="random-trees", n_estimators=5,
-                                           max_depth=4, max_samples=2000, random_state=0),
-}
-
-
-@pytest.mark.parametrize("method", list(_STREAMED))
-def test_memory_is_flat_in_the_rows(method, tmp_path):
-    # The README's claim: partial_fit and memmaps with flat memory. Rows
-    # stream from a memmap in chunks; after a warm-up pass (first-use
-    # allocations: imports, caches), the peak over N rows and over 4N rows
-    # may differ by no more than 2 bytes per extra row (a leak of one
-    # float32 per row would cost 4): what is held is a chunk, the fixed-size
-    # state (sample, buffer, prototypes or landmarks), and their copies.
-    # (tsvq routes streamed rows 32,768 at a time: N is larger, so that the
-    # N-row pass fills that buffer as the 4N-row one does)
-    n_rows, n_features = 40_000, 16
-    rng = np.random.RandomState(0)
-    centres = rng.normal(scale=1.5, size=(20, n_features))
-    path = tmp_path / "rows.npy"
-    stored = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
-                                       shape=(4 * n_rows, n_features))
-    for start in range(0, 4 * n_rows, n_rows):
-        stored[start : start + n_rows] = (
-            centres[rng.randint(20, size=n_rows)] + rng.normal(size=(n_rows, n_features)))
-    stored.flush()
-    del stored
-    rows = np.load(path, mmap_mode="r")
-    make = _STREAMED[method]
-    _streamed_peak(make(), rows[:8000])  # warm-up
-    peak_n = _streamed_peak(make(), rows[:n_rows])
-    peak_4n = _streamed_peak(make(), rows)
-    print(f"{method}: peak {peak_n / 2**20:.2f} MiB on {n_rows} rows, "
-          f"{peak_4n / 2**20:.2f} MiB on {4 * n_rows}")
-    assert peak_4n - peak_n < 2 * (3 * n_rows) + 2**16, (peak_n, peak_4n)
 
 
 # Powers of two scale exactly, so the projection of scaled data must be the
