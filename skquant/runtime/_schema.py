@@ -114,7 +114,7 @@ class _Field:
         if self.kind is int:
             return f"an integer in [{self.low}, {self.high}]"
         if self.kind is float:
-            low = f"(0" if self.positive else f"[{self.low}"
+            low = "(0" if self.positive else f"[{self.low}"
             return f"a finite float in {low}, {self.high}]"
         return "a string" + (f" matching {self.pattern.pattern}" if self.pattern else "")
 
