@@ -105,7 +105,9 @@ class _RowStore:
         if self.dtype == np.float32:
             with np.errstate(over="ignore"):  # checked just below
                 codes = np.ascontiguousarray(X, dtype=np.float32)
-            if not np.isfinite(codes).all() and np.isfinite(X).all():
+            # values finite in X that are not in float32 (NaN stays NaN, and
+            # the final estimator's own checks refuse it)
+            if (np.isinf(codes) & np.isfinite(X)).any():
                 raise ValueError(
                     f"{where} holds values beyond float32's range (|x| > "
                     f"{_FLOAT32_MAX:.3g}), which store_dtype='float32' cannot keep; "

@@ -599,19 +599,24 @@ def run_demo(args):
             row[f"{dtype}_accuracy"] = served.score(X_test, y_test)
         rows.append(row)
         if i == best:
-            with atomic_write(model_path, "wb", force=args.force) as handle:
-                joblib.dump(model, handle)
+            best_model = model
     bar.close()
     _mark_pareto_front(rows)
 
     table = _format_table(rows, best)
     print(table)
+    # every output is made in memory first, then the three are written:
+    # a failure in any of them (the plot's, say) leaves the directory as it was
     table_path, plot_path = outputs[_DEMO_TABLE], outputs[_DEMO_PLOT]
-    with atomic_write(table_path, "w", force=args.force) as handle:
-        handle.write(",".join(rows[0]) + "\n")
-        for row in rows:
-            handle.write(",".join(str(v) for v in row.values()) + "\n")
-    _plot(rows, plot_path, force=args.force)
+    model_bytes = io.BytesIO()
+    joblib.dump(best_model, model_bytes)
+    table_text = "".join(",".join(str(v) for v in values) + "\n"
+                         for values in [list(rows[0])] + [list(r.values()) for r in rows])
+    plot_bytes = _plot(rows)
+    for path, mode, content in ((model_path, "wb", model_bytes.getvalue()),
+                                (table_path, "w", table_text), (plot_path, "wb", plot_bytes)):
+        with atomic_write(path, mode, force=args.force) as handle:
+            handle.write(content)
     chosen = rows[best]
     model = shlex.quote(model_path)
     print(
@@ -701,7 +706,8 @@ def _format_table(rows, best):
     return "\n".join(lines)
 
 
-def _plot(rows, path, force=True):
+def _plot(rows):
+    """The demo's two plots, as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -725,11 +731,12 @@ def _plot(rows, path, force=True):
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    buffer = io.BytesIO()
     try:
-        with atomic_write(path, "wb", force=force) as handle:
-            fig.savefig(handle, format="png", dpi=100)
+        fig.savefig(buffer, format="png", dpi=100)
     finally:
         plt.close(fig)
+    return buffer.getvalue()
 
 
 def _plot_pareto(ax, rows):

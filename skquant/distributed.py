@@ -166,14 +166,18 @@ class _LineageClient:
 
     def __init__(self, client):
         self._client = client
+        # The data ride in the task on purpose, once: that copy is what makes
+        # them recoverable, so distributed's advice against large graphs does
+        # not apply. (A filter set once, not catch_warnings around each
+        # submit: joblib scatters from the client's event-loop thread, and
+        # catch_warnings is not thread-safe.)
+        warnings.filterwarnings(
+            "ignore", message="Sending large graph", category=UserWarning,
+            module="distributed.client")
 
     def _hold(self, value):
-        with warnings.catch_warnings():
-            # the data ride in the task on purpose, once: that copy is what
-            # makes them recoverable
-            warnings.filterwarnings("ignore", message="Sending large graph")
-            return self._client.submit(
-                _recipe, value, key=f"skquant-shared-{uuid.uuid4().hex}", pure=False)
+        return self._client.submit(
+            _recipe, value, key=f"skquant-shared-{uuid.uuid4().hex}", pure=False)
 
     def scatter(self, data, asynchronous=False, **_):
         # broadcast=, hash= and direct= are Client.scatter's placement and

@@ -163,7 +163,9 @@ def test_a_worker_killed_mid_search_does_not_lose_the_search(client, serial_sear
         victim = max(pids, key=lambda address: len(only[address]))
         assert only[victim], held
         os.kill(pids[victim], signal.SIGKILL)
-        assert victim not in client.who_has(only[victim]).get(only[victim][0], ())
+        # the scheduler notices the death (and forgets the copies it held)
+        _wait(lambda: victim not in client.ncores(), "the scheduler to see the kill",
+              120, thread, outcome)
     finally:
         gate.touch()  # even when failing: let the search end
     thread.join(timeout=300)
