@@ -356,6 +356,27 @@ def test_fits_of_one_shape_share_one_compiled_loop(iris):
     assert _weights_digest(second) == _weights_digest(first)
 
 
+def test_fitting_leaves_tensorflow_kernel_cache_and_global_seeds_alone(iris, monkeypatch):
+    # tf.random.set_seed clears TensorFlow's kernel cache, which made every
+    # later fit re-instantiate its compiled loop (0.25 s a fit); a fit must
+    # not call it, nor touch numpy's global random state
+    import tensorflow as tf
+
+    X, y = iris
+    KerasMLPClassifier(**FAST).fit(X, y)  # TensorFlow loaded, loop traced
+    calls = []
+    monkeypatch.setattr(tf.random, "set_seed", lambda seed: calls.append(seed))
+    np.random.seed(7)
+    expected = np.random.get_state()[1].copy()
+    np.random.seed(7)
+    KerasMLPClassifier(**FAST).fit(X, y)
+    clf = KerasMLPClassifier(**FAST)
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    clf.partial_fit(X, y)
+    assert calls == []
+    np.testing.assert_array_equal(np.random.get_state()[1], expected)
+
+
 def test_verbose_prints_each_epoch(iris, capsys):
     X, y = iris
     clf = KerasMLPClassifier(**{**FAST, "epochs": 3, "verbose": 1}).fit(X, y)

@@ -46,33 +46,38 @@ def test_cli_help_loads_no_tensorflow(tmp_path):
     assert _modules_after(code, tmp_path) == ""
 
 
-def test_fitting_the_classifier_loads_tensorflow(tmp_path):
+def test_fitting_the_classifier_loads_tensorflow_with_its_threads_capped(tmp_path):
+    # one TensorFlow start-up serves both checks (each costs seconds)
     code = (
         "import numpy as np, skquant\n"
         "X = np.random.RandomState(0).normal(size=(20, 3)); y = np.arange(20) % 2\n"
         "skquant.KerasMLPClassifier(epochs=1).fit(X, y)\n"
-    )
-    assert "tensorflow" in _modules_after(code, tmp_path)
-
-
-def test_tensorflow_threads_follow_the_environment(tmp_path):
-    code = (
-        "from skquant.neural._backend import load_keras\n"
-        "load_keras()\n"
         "import tensorflow as tf\n"
         "print(tf.config.threading.get_intra_op_parallelism_threads())\n"
     )
     env = dict(os.environ, SKQUANT_TF_THREADS="1")
+    script = code + "\nimport sys\nprint('LOADED:' + ','.join(m for m in %r if m in sys.modules))" % (
+        HEAVY,)
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "1"
+    *_, threads, loaded = result.stdout.strip().splitlines()
+    assert "tensorflow" in loaded.removeprefix("LOADED:").split(",")
+    assert threads == "1"
+
+
+def test_tensorflow_started_before_skquant_gets_a_warning(tmp_path):
     # TensorFlow already running: the cap cannot apply, and a warning says so
-    started = "import tensorflow as tf\ntf.constant(1.0) + 1.0\n" + code
+    code = (
+        "import tensorflow as tf\ntf.constant(1.0) + 1.0\n"
+        "from skquant.neural._backend import load_keras\n"
+        "load_keras()\n"
+    )
+    env = dict(os.environ, SKQUANT_TF_THREADS="1")
     result = subprocess.run(
-        [sys.executable, "-c", started], capture_output=True, text=True, cwd=tmp_path, env=env,
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
