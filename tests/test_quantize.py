@@ -11,7 +11,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 
 import skquant
 from skquant import Cleaner, load_quantized, make_quant_pipeline, quantize
@@ -556,3 +556,70 @@ def test_fuzzed_inputs_give_finite_probabilities_or_clear_errors(fitted, digits_
 
     check()
     assert outcomes["finite"] > 60 and outcomes["refused"] > 60, outcomes
+
+
+@pytest.mark.parametrize("family, method", FAMILIES, ids=[f"{f}:{m}" for f, m in FAMILIES])
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_the_fused_plan_computes_what_the_steps_do(fitted, digits_split, family, method, dtype):
+    # predictions run the steps fused (runtime/_plan.py); the steps one by
+    # one are the reference, on clean rows and on rows with holes
+    _, X_test, _, _ = digits_split
+    served = quantize(fitted[family, method], dtype=dtype)
+    holes = X_test.copy()
+    holes[::4, 10], holes[1::5, 30], holes[2::7, 50] = np.nan, np.inf, -np.inf
+    for rows in (X_test, holes, X_test[:1], X_test.astype(np.float32)):
+        logits = served._run_steps(rows)[-1]
+        np.testing.assert_allclose(served._logits(rows), logits, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(served.predict(rows),
+                                      served.classes_[logits.argmax(axis=1)])
+    if method in ("pca", "qr", "random", "lpp"):
+        # the Cleaner's column selection is folded into the projection's
+        # matrix (it reads all 64 raw columns); at 16 dimensions of 64
+        # columns, the projection and the first layer stay two products
+        # (64x16 and 16x64 cost half of one 64x64)
+        # (a column selection, QR's, always folds: into the first layer)
+        shapes = [op.matrix.shape for op in served._plan]
+        assert shapes == ([(64, 64), (64, 10)] if method == "qr"
+                          else [(64, 16), (16, 64), (64, 10)]), shapes
+
+
+def test_a_projection_and_first_layer_fold_where_that_is_cheaper(digits_split):
+    X_train, X_test, y_train, _ = digits_split
+    pipe = make_quant_pipeline("column", 32, random_state=0, **FAST).fit(X_train, y_train)
+    served = quantize(pipe, dtype="float32")
+    # 64x64 costs what 64x32 and 32x64 do, in one call instead of two
+    assert [op.matrix.shape for op in served._plan] == [(64, 64), (64, 10)]
+    np.testing.assert_allclose(served._logits(X_test), served._run_steps(X_test)[-1],
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_the_fused_plan_proves_most_overflow_checks_unneeded(fitted):
+    # a Cleaner's finite bounds bound every value after it: no check is run
+    for key, pipe in fitted.items():
+        served = quantize(pipe, dtype="float32")
+        assert served._guarded, key
+    # without a Cleaner nothing bounds the input: every map is checked
+    bare = quantize(Pipeline(fitted["column", "pca"].steps[1:]), dtype="float32")
+    assert not bare._guarded and all(op.check for op in bare._plan)
+
+
+def test_a_large_model_runs_its_steps_unfused():
+    # fused copies of its matrices would double a large model's memory
+    from skquant import QuantizedPipeline
+    from skquant.runtime._plan import _FOLD_LIMIT
+
+    width = _FOLD_LIMIT // 8 + 1
+    rng = np.random.default_rng(0)
+    manifest = {"dtype": "float32", "n_features_in": width, "steps": [
+        {"kind": "mlp", "prefix": "c.", "params": {"n_layers": 2}}]}
+    arrays = {"classes": np.array([0, 1]),
+              "c.input_mean": np.zeros(width, np.float32),
+              "c.input_scale": np.ones(width, np.float32),
+              "c.weights0": rng.normal(size=(8, width)).astype(np.float32),
+              "c.bias0": np.zeros(8, np.float32),
+              "c.weights1": rng.normal(size=(2, 8)).astype(np.float32),
+              "c.bias1": np.zeros(2, np.float32)}
+    model = QuantizedPipeline(manifest, arrays)
+    assert [type(op).__name__ for op in model._plan] == ["StepOp"]
+    X = rng.normal(size=(3, width)).astype(np.float32)
+    np.testing.assert_array_equal(model._logits(X), model._run_steps(X)[-1])

@@ -3,6 +3,7 @@
 import numpy as np
 
 from . import _artifact
+from ._plan import build_plan
 from ._schema import ARTIFACT_KEYS, MAX_ARRAY_BYTES, ArtifactError, check_model, layout_of
 from ._steps import STEPS, Float64Rows, NonFiniteError, check_finite, restore
 
@@ -138,6 +139,10 @@ class QuantizedPipeline:
                     f"{exc}), although its arrays passed validation; please report "
                     "this as a bug of skquant.") from None
         self._run = run
+        # what predictions run: the steps fused into fewer operations
+        self._clip, self._plan = build_plan(run, self.steps, self.n_features_in_)
+        # whether no operation can overflow, whatever the (finite) input
+        self._guarded = self._clip is not None and not any(op.check for op in self._plan)
         # rows per block: the widest step's working memory (and the output
         # of the step before it) within _BLOCK_BYTES; a multiple of 256 rows,
         # the graph step's own block, where it can be
@@ -187,6 +192,15 @@ class QuantizedPipeline:
         return values, values.astype(np.float32, copy=False)
 
     def _check(self, X):
+        if type(X) is np.ndarray and X.dtype == np.float32 and X.ndim == 2 and (
+                X.shape[1] == self.n_features_in_):
+            # the serving fast path: nothing to convert
+            values = X
+        else:
+            values, X = self._convert(X)
+        return X, self._finite(values, X)
+
+    def _convert(self, X):
         if _is_sparse(X):
             raise TypeError(
                 f"X is a sparse matrix ({type(X).__name__}); the quantized runtime takes "
@@ -203,9 +217,18 @@ class QuantizedPipeline:
                                  "give each column once.")
             # by position: the names compared as strings may be other objects
             X = X.iloc[:, [names.index(n) for n in self.feature_names_in_]]
-        values, X = self._as_float32(X)
-        # one pass over the input: NaN propagates to the extremes
-        if X.size and not (np.isfinite(X.min()) and np.isfinite(X.max())):
+        return self._as_float32(X)
+
+    def _finite(self, values, X):
+        """Whether every value of ``X`` is finite; raises where the input
+        cannot be served (beyond float32, or non-finite with no Cleaner)."""
+        # one pass over the input: NaN propagates to the extremes (a small
+        # input: one call, where two reductions cost more)
+        if X.size <= 4096:
+            finite = bool(np.isfinite(X).all())
+        else:
+            finite = bool(np.isfinite(X.min()) and np.isfinite(X.max()))
+        if not finite:
             if values.dtype.kind == "f" and values.dtype.itemsize > 4:
                 overflow = np.isinf(X) & np.isfinite(values)
                 if overflow.any():
@@ -224,26 +247,55 @@ class QuantizedPipeline:
                     "pipeline has no Cleaner to impute them: impute them before "
                     "predicting, or put skquant.Cleaner first in the pipeline and "
                     "quantize it again.")
-        return X
+        return finite
 
     def _logits(self, X):
         # overflow surfaces as non-finite values, checked (one pass each) on
-        # the input and after each step that can overflow: a clear error
-        # instead of numpy's warnings and NaN probabilities
+        # the input and after each operation that can overflow (see
+        # _plan.py: most are proved unable to): a clear error instead of
+        # numpy's warnings and NaN probabilities
+        if self._guarded and type(X) is np.ndarray and X.dtype == np.float32:
+            # nothing can warn: a float32 input needs no cast, and each
+            # operation's output is bounded (the error state costs a
+            # microsecond, a tenth of a one-row call)
+            X, finite = self._check(X)
+            if X.shape[0] <= self._block_rows:
+                return self._run_plan(X, finite)
         with np.errstate(all="ignore"):
-            X = self._check(X)
+            X, finite = self._check(X)
+            if X.shape[0] <= self._block_rows:
+                try:
+                    return self._run_plan(X, finite)
+                except NonFiniteError as exc:
+                    raise self._overflow(exc, 0, X.shape[0]) from None
             logits = np.empty((X.shape[0], self.classes_.size), dtype=np.float32)
             for start in range(0, X.shape[0], self._block_rows):
-                block = X[start : start + self._block_rows]
                 try:
-                    for kind, step in zip(self.steps, self._run):
-                        block = step(block)
-                        if step.OVERFLOWS:
-                            check_finite(block, f"{kind} step")
+                    block = self._run_plan(X[start : start + self._block_rows], finite)
                 except NonFiniteError as exc:
                     raise self._overflow(exc, start, X.shape[0]) from None
                 logits[start : start + block.shape[0]] = block
         return logits
+
+    def _run_plan(self, block, finite):
+        if self._clip is not None:
+            block = self._clip(block, finite)
+        for operation in self._plan:
+            block = operation(block)
+        return block
+
+    def _run_steps(self, X):
+        """Each step's output in turn, step by step (the reference the
+        fused plan is checked against): a list of float32 arrays."""
+        with np.errstate(all="ignore"):
+            block, _ = self._check(X)
+            outputs = []
+            for kind, step in zip(self.steps, self._run):
+                block = step(block)
+                if step.OVERFLOWS:
+                    check_finite(block, f"{kind} step")
+                outputs.append(block)
+        return outputs
 
     @staticmethod
     def _overflow(exc, start, n_rows):
@@ -271,11 +323,14 @@ class QuantizedPipeline:
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        logits = self._logits(X).astype(np.float64)
+        # exp in float32, as the logits are (half the time of float64); the
+        # normalization in float64, so that each row sums to 1 to float64's
+        # precision, as scikit-learn's probabilities do
+        logits = self._logits(X)
         logits -= logits.max(axis=1, keepdims=True)
         np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        return logits
+        return np.divide(logits, logits.sum(axis=1, keepdims=True, dtype=np.float64),
+                         dtype=np.float64)
 
     def predict(self, X):
         """Predicted class labels.

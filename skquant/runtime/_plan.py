@@ -1,0 +1,348 @@
+"""The serving plan: a quantized pipeline's steps fused into few numpy calls.
+
+The steps of :mod:`skquant.runtime._steps` are the reference: one object per
+exported step, each computing exactly what its estimator's ``transform``
+does, and what the exporters (TFLite, ONNX) emit one by one. Serving them
+one by one costs, per call, a Python call and several numpy passes per
+step, and a copy of the kept columns. At load, :func:`build_plan` rewrites
+them into a shorter list of operations that compute the same function:
+
+- the Cleaner becomes one clip over every input column: the dropped ones
+  are clipped to ``[0, 0]`` and get zero weights downstream, which removes
+  its column gather (imputation runs only when a block holds NaN or
+  infinity);
+- adjacent affine maps are multiplied out into one matrix and bias, in
+  float64 and then rounded to float32: the Cleaner's column selection,
+  PCA's centring and components (or the random projection's, LPP's, the
+  QR selection), the classifier's standardization and its first Dense
+  layer; the closeness step's factor, and any later affine map, fold into
+  the layer after them. A product is formed only where it costs no more
+  multiplications per row than the two maps it replaces;
+- steps with no affine form (closeness, random trees, Nystrom) keep their
+  own kernels, applied to the clipped rows.
+
+The result equals the step-by-step one up to float32 rounding (the fused
+matrices are rounded once instead of each map's product being rounded).
+Overflow is still refused: every operation whose output can leave
+float32's range is checked, as the steps are.
+"""
+
+import numpy as np
+
+from ._steps import Clean, Closeness, Linear, MLP, Nystrom, RandomTrees, Select, check_finite
+
+# float32 values an operation may reach without any chance of overflow: a
+# bound below this, proved when the plan is built, spares the run-time check
+# (float32's largest is 3.4e38; the margin covers rounding in the sums)
+_SAFE = 1e37
+# weights (elements) up to which a model is fused: 16 MiB of float32, far
+# above the models whose per-call overhead fusing is for
+_FOLD_LIMIT = 1 << 22
+
+
+class _Affine:
+    """``x @ matrix + bias`` (float64 while the plan is built), and the
+    names of the steps it computes, for error messages."""
+
+    def __init__(self, matrix, bias, names):
+        self.matrix, self.bias, self.names = matrix, bias, list(names)
+
+    @property
+    def shape(self):
+        return self.matrix.shape
+
+    def then(self, other):
+        """This map followed by ``other``, as one map."""
+        return _Affine(self.matrix @ other.matrix, self.bias @ other.matrix + other.bias,
+                       self.names + other.names)
+
+    def is_selection(self):
+        """Whether it only picks columns (one 1 per output, no bias)."""
+        matrix = self.matrix
+        return (not self.bias.any() and bool(np.all((matrix == 0) | (matrix == 1)))
+                and bool(np.all(matrix.sum(axis=0) == 1)))
+
+    def selected(self):
+        return np.argmax(self.matrix, axis=0).astype(np.intp)
+
+
+def _selection(columns, n_features, names=()):
+    matrix = np.zeros((n_features, len(columns)))
+    matrix[columns, np.arange(len(columns))] = 1.0
+    return _Affine(matrix, np.zeros(len(columns)), names)
+
+
+def _describe(names):
+    names = [name for name in names if name]
+    return " and ".join(dict.fromkeys(names)) or "projection step"
+
+
+class AffineOp:
+    """One fused affine map in float32, ``x @ matrix + bias``, then a ReLU
+    where asked. ``check`` says whether its output can overflow (see _SAFE)."""
+
+    def __init__(self, affine, relu, bound):
+        self.matrix = np.ascontiguousarray(affine.matrix, dtype=np.float32)
+        self.bias = affine.bias.astype(np.float32)
+        self.relu, self.where = relu, _describe(affine.names)
+        self.width = self.matrix.shape[1]
+        self.bound = None if bound is None else np.abs(affine.bias) + bound @ np.abs(affine.matrix)
+        self.check = self.bound is None or not self.bound.max(initial=0.0) < _SAFE
+
+    def __call__(self, X):
+        out = X @ self.matrix
+        out += self.bias
+        if self.check:  # a hidden layer's -inf would be hidden by the ReLU
+            check_finite(out, self.where)
+        if self.relu:
+            np.maximum(out, 0, out=out)
+        return out
+
+
+class ClipOp:
+    """The Cleaner over every input column: impute non-finite values, clip.
+
+    Columns it drops are clipped to zero, and carry zero weights in the
+    operation after it. With ``gather`` (before a step with its own kernel)
+    it is the Cleaner step itself, which keeps only its columns.
+    """
+
+    def __init__(self, clean, n_features, gather):
+        self.clean, self.gather = clean, gather
+        self.fill = np.zeros(n_features, dtype=np.float32)
+        self.lower, self.upper = self.fill.copy(), self.fill.copy()
+        self.fill[clean.keep], self.lower[clean.keep], self.upper[clean.keep] = (
+            clean.fill, clean.lower, clean.upper)
+        full = np.maximum(np.abs(self.lower), np.abs(self.upper)).astype(np.float64)
+        self.bound = full[clean.keep] if gather else full
+
+    def __call__(self, X, finite):
+        if self.gather:
+            return self.clean(X)
+        if finite:
+            out = np.maximum(X, self.lower)
+        else:
+            out = np.where(np.isfinite(X), X, self.fill)
+            np.maximum(out, self.lower, out=out)
+        return np.minimum(out, self.upper, out=out)
+
+
+class DistanceOp:
+    """The closeness step's distances, before its factor (which folds into
+    the affine map after it). It may read every input column: the
+    Cleaner's dropped ones are zero there, in ``origin`` and in the
+    prototypes."""
+
+    def __init__(self, closeness, columns, width, bound, where):
+        self.origin = np.zeros(width, dtype=np.float32)
+        self.origin[columns] = closeness.origin
+        prototypes = np.zeros((closeness.prototypes.shape[0], width), dtype=np.float32)
+        prototypes[:, columns] = closeness.prototypes
+        self.minus_twice = np.ascontiguousarray(-2.0 * prototypes.T)
+        self.norms = closeness.norms
+        self.where, self.width = where, prototypes.shape[0]
+        self.bound, self.check = None, True
+        if bound is not None:
+            # every term of the squared distance, and the distance, bounded
+            spread = bound + np.abs(self.origin.astype(np.float64))
+            magnitude = np.abs(prototypes.astype(np.float64))
+            squared = spread @ spread
+            terms = squared + 2 * magnitude @ spread + self.norms.astype(np.float64)
+            self.bound = np.sqrt(((spread + magnitude) ** 2).sum(axis=1))
+            self.check = not terms.max(initial=0.0) < _SAFE
+
+    def __call__(self, X):
+        centred = X - self.origin
+        squared = centred @ self.minus_twice
+        squared += self.norms
+        squared += np.einsum("ij,ij->i", centred, centred)[:, None]
+        np.maximum(squared, 0, out=squared)
+        np.sqrt(squared, out=squared)
+        if self.check:
+            check_finite(squared, self.where)
+        return squared
+
+
+class StepOp:
+    """A step with no affine form, run by its own kernel on the columns it
+    reads (``columns``: a selection of the Cleaner's output, or None)."""
+
+    def __init__(self, step, columns, where, *, reference=False):
+        self.step, self.where = step, where
+        self.columns = columns
+        self.bound = _output_bound(step)
+        self.width = None if reference else _output_width(step)
+        self.check = step.OVERFLOWS and (self.bound is None or not self.bound.max() < _SAFE)
+
+    def __call__(self, X):
+        if self.columns is not None:
+            X = X[:, self.columns]
+        out = self.step(X)
+        if self.check:
+            check_finite(out, self.where)
+        return out
+
+
+def _output_bound(step):
+    """A bound of a step's output whatever its finite input, or None."""
+    if isinstance(step, Nystrom):  # a convex combination of the coordinates
+        return np.abs(step.coordinates.astype(np.float64)).max(axis=0)
+    if isinstance(step, RandomTrees):  # one lookup row per tree, shifted
+        largest = np.abs(step.lookup.astype(np.float64)).max(axis=0)
+        return np.abs(step.shift.astype(np.float64)) + step.roots.size * largest
+    return None
+
+
+def _weight_elements(step):
+    """How many weights a step holds (what fusing it would copy)."""
+    arrays = [getattr(step, name, None) for name in ("components", "prototypes")]
+    arrays += list(getattr(step, "weights", []))
+    return sum(array.size for array in arrays if array is not None)
+
+
+def _output_width(step):
+    if isinstance(step, Nystrom):
+        return step.coordinates.shape[1]
+    if isinstance(step, RandomTrees):
+        return step.lookup.shape[1]
+    if isinstance(step, Clean):
+        return step.keep.size
+    raise TypeError(f"the serving plan has no operation for {type(step).__name__}")
+
+
+def _step_affine(step, width, name):
+    """The affine form of a step (float64), or None."""
+    if isinstance(step, Linear):
+        components = step.components.astype(np.float64)
+        return _Affine(components.T, -(step.mean.astype(np.float64) @ components.T), [name])
+    if isinstance(step, Select):
+        return _selection(step.columns, width, [name])
+    return None
+
+
+def _classifier_layers(mlp):
+    """The classifier's layers as affine maps, its standardization in the first."""
+    layers = [
+        _Affine(weights.astype(np.float64).T, bias.astype(np.float64),
+                [f"layer {number} of the classifier"])
+        for number, (weights, bias) in enumerate(zip(mlp.weights, mlp.biases))
+    ]
+    first = layers[0]
+    matrix = first.matrix / mlp.scale.astype(np.float64)[:, None]
+    layers[0] = _Affine(matrix, first.bias - mlp.mean.astype(np.float64) @ matrix, first.names)
+    return layers
+
+
+def _worth_folding(pending, layer):
+    """Whether their product costs no more multiplications per row than the two."""
+    n_in, n_mid = pending.shape
+    return pending.is_selection() or n_in * layer.shape[1] <= n_mid * (n_in + layer.shape[1])
+
+
+def build_plan(steps, kinds, n_features):
+    """The fused operations of a pipeline's steps (see the module's notes).
+
+    Parameters
+    ----------
+    steps : list
+        The pipeline's steps (``skquant.runtime._steps`` objects).
+    kinds : list of str
+        Their kinds, as in the manifest.
+    n_features : int
+        Input columns.
+
+    Returns
+    -------
+    clip : ClipOp or None
+        The Cleaner, when the pipeline starts with one.
+    operations : list
+        What runs after it, in order: each takes and returns a float32 block.
+    """
+    steps, kinds = list(steps), list(kinds)
+    if sum(_weight_elements(step) for step in steps) > _FOLD_LIMIT:
+        # a model this large is bound by its arithmetic, not by calls, and
+        # fused copies of its matrices would double its memory: its steps
+        # run one by one, as they are
+        return None, [StepOp(step, None, f"{kind} step", reference=True)
+                      for step, kind in zip(steps, kinds)]
+    clip, bound, pending, width = None, None, None, n_features
+    if steps and isinstance(steps[0], Clean):
+        clean = steps.pop(0)
+        kinds.pop(0)
+        # the next step reads every column only where it is fused here
+        gather = not (steps and isinstance(steps[0], (Linear, Select, Closeness, MLP)))
+        clip = ClipOp(clean, n_features, gather)
+        bound = clip.bound
+        if gather:
+            width = clean.keep.size
+        else:
+            pending = _selection(clean.keep, n_features)
+    operations = []
+
+    def emit(operation):
+        nonlocal bound, width
+        operations.append(operation)
+        bound, width = operation.bound, operation.width
+
+    def flush():
+        nonlocal pending
+        if pending is not None:
+            if pending.is_selection() and pending.shape[0] == pending.shape[1] and (
+                    np.array_equal(pending.selected(), np.arange(pending.shape[0]))):
+                pass  # the identity
+            elif pending.is_selection():
+                emit(_GatherOp(pending.selected(), bound))
+            else:
+                emit(AffineOp(pending, False, bound))
+        pending = None
+
+    for step, kind in zip(steps, kinds):
+        name = f"{kind} step"
+        affine = _step_affine(step, pending.shape[1] if pending is not None else width, name)
+        if affine is not None:
+            if pending is None:
+                pending = affine
+            elif _worth_folding(pending, affine):
+                pending = pending.then(affine)
+            else:
+                flush()
+                pending = affine
+        elif isinstance(step, Closeness):
+            if pending is not None and pending.is_selection():
+                columns, width = pending.selected(), pending.shape[0]
+                pending = None
+            else:
+                flush()
+                columns, width = np.arange(width), width
+            emit(DistanceOp(step, columns, width, bound, name))
+            n_out = step.prototypes.shape[0]
+            pending = _Affine(np.eye(n_out) * float(step.factor), np.zeros(n_out), [name])
+        elif isinstance(step, MLP):
+            layers = _classifier_layers(step)
+            for number, layer in enumerate(layers):
+                relu = number < len(layers) - 1
+                if pending is not None and _worth_folding(pending, layer):
+                    emit(AffineOp(pending.then(layer), relu, bound))
+                else:
+                    flush()
+                    emit(AffineOp(layer, relu, bound))
+                pending = None
+        else:
+            columns = None
+            if pending is not None and pending.is_selection():
+                columns, pending = pending.selected(), None
+            flush()
+            emit(StepOp(step, columns, name))
+    flush()
+    return clip, operations
+
+
+class _GatherOp:
+    """Keep some columns."""
+
+    def __init__(self, columns, bound):
+        self.columns, self.width = columns, columns.size
+        self.bound = None if bound is None else bound[columns]
+
+    def __call__(self, X):
+        return X[:, self.columns]
