@@ -24,6 +24,10 @@ _LAZY = {
     "QuantizedClassifier": "skquant._export",
     "budget_scorer": "skquant._export",
     "export_tflite": "skquant._tflite",
+    "export_onnx": "skquant._onnx",
+    "run_onnx": "skquant._onnx",
+    "register_skl2onnx": "skquant._onnx",
+    "register_step": "skquant._registry",
     "QuantizedPipeline": "skquant.runtime",
     "load_quantized": "skquant.runtime",
 }

@@ -1,15 +1,15 @@
 """Export a fitted skquant pipeline to the numpy runtime, quantized.
 
-Each supported estimator has an exporter that turns its fitted state into
-plain arrays and a step kind the runtime knows (``skquant/runtime``). A
-family added later registers its exporter in ``_exporters()``.
+Each estimator's module registers how it exports (``skquant._registry``):
+its runtime step's kind, parameters and arrays, which this module stores
+(quantized where they are weights) and validates as a loaded artifact.
 """
 
 import numpy as np
 
 # scikit-learn is imported by the exporter only: the runtime that serves
 # the artifacts (skquant.runtime) never imports this module
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from sklearn.utils._param_validation import HasMethods, StrOptions
 
 from . import __version__
@@ -60,118 +60,12 @@ def _store(arrays, name, array, dtype, quantize, owner="its estimator"):
         arrays[f"{name}.scale"] = scale.astype(np.float32)
 
 
-def _export_cleaner(cleaner):
-    support = cleaner.support_
-    return "clean", {}, {
-        "keep": np.flatnonzero(support).astype(_index_dtype(support.size)),
-        "fill": cleaner.statistics_[support],
-        "lower": cleaner.lower_bounds_[support],
-        "upper": cleaner.upper_bounds_[support],
-    }, set()
-
-
-def _export_column(projection):
-    import scipy.sparse
-
-    if projection.method == "qr":
-        columns = np.asarray(projection.selected_columns_)
-        return "select", {}, {
-            "columns": columns.astype(_index_dtype(projection.n_features_in_))}, set()
-    components = projection.components_
-    if scipy.sparse.issparse(components):
-        components = components.toarray()
-    mean = getattr(projection, "mean_", None)
-    if mean is None:  # the random projection is not centred
-        mean = np.zeros(projection.n_features_in_)
-    return "linear", {}, {"mean": mean, "components": components}, {"components"}
-
-
-def _export_tree(projection):
-    projection._ensure_finalized()
-    if projection.method == "tsvq":
-        origin = projection._origin.astype(np.float64)
-        return "closeness", {"scale": float(projection.scale_)}, {
-            "origin": origin,
-            "prototypes": projection.cluster_centers_ - origin,
-        }, {"prototypes"}
-    trees = [tree.tree_ for tree in projection.embedding_.estimators_]
-    offsets = np.cumsum([0] + [tree.node_count for tree in trees])
-    children = np.vstack([
-        np.column_stack([tree.children_left, tree.children_right]) + np.where(
-            np.column_stack([tree.children_left, tree.children_right]) >= 0, start, 0)
-        for tree, start in zip(trees, offsets)
-    ])
-    leaf_row = np.concatenate([
-        np.where(column >= 0, column + row_offset, -1)
-        for column, row_offset in zip(projection._leaf_column, projection._leaf_offsets)
-    ])
-    index = _index_dtype(offsets[-1])
-    return "random_trees", {"depth": int(max(tree.max_depth for tree in trees))}, {
-        "feature": np.concatenate([tree.feature for tree in trees]).astype(index),
-        "threshold": _float32_at_or_below(np.concatenate([tree.threshold for tree in trees])),
-        "children": children.astype(index),
-        "leaf_row": leaf_row.astype(index),
-        "roots": offsets[:-1].astype(index),
-        # rows of the stored matrices are output channels: one int8 scale
-        # per output column of the lookup table
-        "lookup": projection._lookup.T,
-        "shift": projection._lookup_shift,
-    }, {"lookup"}
-
-
-def _index_dtype(largest):
-    return np.int16 if largest < 2**15 else np.int32
-
-
-def _float32_at_or_below(thresholds):
-    """The largest float32 at or below each threshold.
-
-    The trees compare float32 inputs with float64 thresholds; for a float32
-    x, ``x <= t`` exactly when ``x <= t32`` with t32 this rounding, so the
-    stored thresholds take half the space and send every input the same way.
-    """
-    rounded = thresholds.astype(np.float32)
-    above = rounded.astype(np.float64) > thresholds
-    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
-    return rounded
-
-
-def _export_graph(projection):
-    projection._ensure_finalized()
-    if projection.method == "lpp":
-        return "linear", {}, {"mean": projection.mean_,
-                              "components": projection.components_}, {"components"}
-    return "nystrom", {
-        "n_neighbors": int(projection.n_neighbors),
-        "scale_floor": float(projection._scale_floor),
-    }, {
-        "landmarks": projection.landmarks_,
-        "landmark_scale": projection.landmark_scale_,
-        "coordinates": projection._coordinates.T,  # rows: output columns
-    }, {"landmarks", "coordinates"}
-
-
-def _export_mlp(classifier):
-    arrays = {"input_mean": classifier.input_mean_, "input_scale": classifier.input_scale_}
-    for i, (weights, bias) in enumerate(zip(classifier.coefs_, classifier.intercepts_)):
-        arrays[f"weights{i}"] = np.asarray(weights).T  # rows: output units
-        arrays[f"bias{i}"] = bias
-    return "mlp", {"n_layers": len(classifier.coefs_)}, arrays, {
-        f"weights{i}" for i in range(len(classifier.coefs_))}
-
-
 def _exporters():
-    from .cleaning import Cleaner
-    from .neural import KerasMLPClassifier
-    from .projection import ColumnProjection, GraphProjection, TreeProjection
+    """Estimator class -> export function, for every registered estimator
+    (the built-in families register when their modules are imported)."""
+    from . import _registry, cleaning, neural, projection  # noqa: F401 (they register)
 
-    return {
-        Cleaner: _export_cleaner,
-        ColumnProjection: _export_column,
-        TreeProjection: _export_tree,
-        GraphProjection: _export_graph,
-        KerasMLPClassifier: _export_mlp,
-    }
+    return dict(_registry._EXPORTS)
 
 
 def _steps_of(estimator):
@@ -259,30 +153,29 @@ def quantize(pipeline, dtype="int8", X_calibration=None):
     """
     from sklearn.utils.validation import check_is_fitted
 
+    from ._registry import exporter_for
     from .runtime import ArtifactError, QuantizedPipeline
 
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}.")
-    exporters = _exporters()
+    _exporters()  # the built-in families registered
     steps = _steps_of(pipeline)
     if not steps:
         raise ValueError("The pipeline has no steps to export.")
+    exports = [exporter_for(step) for step in steps]  # each step exportable
+    if not is_classifier(steps[-1]):
+        raise TypeError(
+            f"The pipeline must end with a KerasMLPClassifier, not "
+            f"{type(steps[-1]).__name__}."
+        )
     manifest_steps, arrays = [], {}
-    for position, step in enumerate(steps):
-        exporter = exporters.get(type(step))
-        if exporter is None:
-            raise TypeError(
-                f"skquant cannot export {type(step).__name__}: quantize supports "
-                f"{sorted(cls.__name__ for cls in exporters)} (and OutlierFilter "
-                "around the classifier)."
-            )
-        if position == len(steps) - 1 and exporter is not _export_mlp:
-            raise TypeError(
-                f"The pipeline must end with a KerasMLPClassifier, not "
-                f"{type(step).__name__}."
-            )
+    for position, (step, export) in enumerate(zip(steps, exports)):
         check_is_fitted(step)
-        kind, params, step_arrays, weights = exporter(step)
+        kind, params, step_arrays, weights = export(step)
+        if (kind == "mlp") != (position == len(steps) - 1):
+            raise TypeError(
+                f"The pipeline must end with its one classifier: {type(step).__name__} "
+                f"(step {position + 1} of {len(steps)}) exports as {kind!r}.")
         prefix = f"s{position}."
         for name, array in step_arrays.items():
             _store(arrays, prefix + name, array, dtype, quantize=name in weights,
@@ -305,11 +198,55 @@ def quantize(pipeline, dtype="int8", X_calibration=None):
         quantized = QuantizedPipeline(manifest, arrays)
     except ArtifactError as exc:
         raise ValueError(f"quantize cannot export this pipeline: {exc}") from None
+    _check_float32_conditioning(quantized)
     if X_calibration is not None:
         reference = pipeline.predict(X_calibration)
         agreement = float(np.mean(quantized.predict(X_calibration) == reference))
         manifest["calibration"] = {"rows": int(len(reference)), "agreement": agreement}
     return quantized
+
+
+# float32 rounding error, relative to the classifier's input scale, past
+# which the runtime's predictions are noise (measured: an LPP projection of
+# raw digits, relative error about 10, agreed with its pipeline on 9-12% of
+# rows; well-conditioned ones are below 1e-4)
+_FLOAT32_NOISE = 0.05
+
+
+def _check_float32_conditioning(quantized):
+    """Refuse a linear projection whose float32 rounding the classifier would
+    amplify into noise.
+
+    A projection's output that is a small difference of large terms (an
+    ill-conditioned LPP, say: weights of thousands on near-constant columns)
+    is rounded in float32 by about ``eps * sum_i |w_i| * |x_i|``; the
+    classifier divides it by its input scale. Where that error passes
+    ``_FLOAT32_NOISE`` of the scale, the float32 runtime (and ONNX, TFLite)
+    could only serve noise: an error now beats a silently wrong model.
+    """
+    from .runtime import _steps
+
+    run = quantized._run
+    for before, step, after in zip(run, run[1:], run[2:]):
+        if not (isinstance(before, _steps.Clean) and isinstance(step, _steps.Linear)
+                and isinstance(after, _steps.MLP)):
+            continue
+        bound = np.maximum(np.abs(before.lower), np.abs(before.upper)).astype(np.float64)
+        terms = np.abs(step.components.astype(np.float64)) @ (
+            bound + np.abs(step.mean.astype(np.float64)))
+        error = np.finfo(np.float32).eps * terms * np.sqrt(bound.size)
+        relative = error / after.scale.astype(np.float64)
+        worst = int(np.argmax(relative))
+        if relative[worst] > _FLOAT32_NOISE:
+            raise ValueError(
+                f"quantize cannot serve this pipeline in float32: output {worst} of its "
+                f"projection is a difference of terms up to {terms[worst]:.3g}, which "
+                f"float32 rounds by about {error[worst]:.2g}, while the classifier reads "
+                f"it in units of {after.scale[worst]:.2g} (its standard deviation in "
+                "training): served predictions would be noise. The projection is "
+                "ill-conditioned (an LPP component that lies in the data's null space, "
+                "say): choose another method (PCA, or LPP on data without exactly "
+                "dependent columns), and fit again.")
 
 
 def budget_scorer(max_bytes, dtype="int8"):

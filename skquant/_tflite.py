@@ -12,6 +12,8 @@ import numpy as np
 
 from ._atomic import check_output_path, write_bytes
 from ._export import _DTYPES, quantize
+from ._registry import emitter_for, register_emitter
+from .runtime import _steps
 
 
 def _tensorflow():
@@ -23,71 +25,54 @@ def _tensorflow():
     return tf
 
 
-def _graph_steps(tf, quantized):
-    """One TensorFlow function per runtime step."""
-    from .runtime import _steps
-
-    constant = lambda a, dtype=tf.float32: tf.constant(np.asarray(a), dtype=dtype)  # noqa: E731
-    functions = []
-    for step in quantized._run:
-        if isinstance(step, _steps.Clean):
-            keep, fill = constant(step.keep, tf.int32), constant(step.fill)
-            lower, upper = constant(step.lower), constant(step.upper)
-
-            def clean(x, keep=keep, fill=fill, lower=lower, upper=upper):
-                x = tf.gather(x, keep, axis=1)
-                # finite: not NaN (x == x) and below infinity; both are
-                # TFLite builtins, where is_finite is not
-                finite = tf.logical_and(tf.equal(x, x), tf.less(tf.abs(x), np.inf))
-                x = tf.where(finite, x, fill + tf.zeros_like(x))
-                return tf.minimum(tf.maximum(x, lower), upper)
-
-            functions.append(clean)
-        elif isinstance(step, _steps.Linear):
-            mean, components = constant(step.mean), constant(step.components.T)
-            functions.append(lambda x, m=mean, c=components: tf.matmul(x - m, c))
-        elif isinstance(step, _steps.Select):
-            columns = constant(step.columns, tf.int32)
-            functions.append(lambda x, c=columns: tf.gather(x, c, axis=1))
-        elif isinstance(step, _steps.Closeness):
-            origin, prototypes = constant(step.origin), constant(step.prototypes.T)
-            norms, factor = constant(step.norms), float(step.factor)
-
-            def closeness(x, o=origin, p=prototypes, n=norms, f=factor):
-                centred = x - o
-                squared = -2.0 * tf.matmul(centred, p) + n
-                squared += tf.reduce_sum(centred * centred, axis=1, keepdims=True)
-                return tf.sqrt(tf.maximum(squared, 0.0)) * f
-
-            functions.append(closeness)
-        elif isinstance(step, _steps.RandomTrees):
-            functions.append(_random_trees(tf, step, constant))
-        elif isinstance(step, _steps.Nystrom):
-            functions.append(_nystrom(tf, step, constant))
-        elif isinstance(step, _steps.MLP):
-            mean, scale = constant(step.mean), constant(step.scale)
-            layers = [(constant(w.T), constant(b)) for w, b in zip(step.weights, step.biases)]
-
-            def mlp(x, mean=mean, scale=scale, layers=layers):
-                x = (x - mean) / scale
-                for i, (weights, bias) in enumerate(layers):
-                    x = tf.matmul(x, weights) + bias
-                    if i < len(layers) - 1:
-                        x = tf.nn.relu(x)
-                return x
-
-            functions.append(mlp)
-        else:  # a runtime step without a graph: say so, never export half
-            raise TypeError(f"export_tflite has no graph for {type(step).__name__}.")
-    return functions
+def _constant(tf, array, dtype=None):
+    return tf.constant(np.asarray(array), dtype=dtype or tf.float32)
 
 
-def _random_trees(tf, step, constant):
-    feature = constant(step.feature, tf.int32)
-    threshold = constant(step.threshold)
-    children = constant(step.children, tf.int32)
-    leaf_row = constant(step.leaf_row, tf.int32)
-    lookup, shift = constant(step.lookup), constant(step.shift)
+def _emit_clean(tf, step):
+    keep, fill = _constant(tf, step.keep, tf.int32), _constant(tf, step.fill)
+    lower, upper = _constant(tf, step.lower), _constant(tf, step.upper)
+
+    def clean(x):
+        x = tf.gather(x, keep, axis=1)
+        # finite: not NaN (x == x) and below infinity; both are TFLite
+        # builtins, where is_finite is not
+        finite = tf.logical_and(tf.equal(x, x), tf.less(tf.abs(x), np.inf))
+        x = tf.where(finite, x, fill + tf.zeros_like(x))
+        return tf.minimum(tf.maximum(x, lower), upper)
+
+    return clean
+
+
+def _emit_linear(tf, step):
+    mean, components = _constant(tf, step.mean), _constant(tf, step.components.T)
+    return lambda x: tf.matmul(x - mean, components)
+
+
+def _emit_select(tf, step):
+    columns = _constant(tf, step.columns, tf.int32)
+    return lambda x: tf.gather(x, columns, axis=1)
+
+
+def _emit_closeness(tf, step):
+    origin, prototypes = _constant(tf, step.origin), _constant(tf, step.prototypes.T)
+    norms, factor = _constant(tf, step.norms), float(step.factor)
+
+    def closeness(x):
+        centred = x - origin
+        squared = -2.0 * tf.matmul(centred, prototypes) + norms
+        squared += tf.reduce_sum(centred * centred, axis=1, keepdims=True)
+        return tf.sqrt(tf.maximum(squared, 0.0)) * factor
+
+    return closeness
+
+
+def _emit_random_trees(tf, step):
+    feature = _constant(tf, step.feature, tf.int32)
+    threshold = _constant(tf, step.threshold)
+    children = _constant(tf, step.children, tf.int32)
+    leaf_row = _constant(tf, step.leaf_row, tf.int32)
+    lookup, shift = _constant(tf, step.lookup), _constant(tf, step.shift)
 
     def random_trees(x):
         out = -shift + tf.zeros([tf.shape(x)[0], lookup.shape[1]])
@@ -108,11 +93,11 @@ def _random_trees(tf, step, constant):
     return random_trees
 
 
-def _nystrom(tf, step, constant):
-    landmarks = constant(step.landmarks.T)
-    norms = constant(step.landmark_norms)
-    scales = constant(step.landmark_scale)
-    coordinates = constant(step.coordinates)
+def _emit_nystrom(tf, step):
+    landmarks = _constant(tf, step.landmarks.T)
+    norms = _constant(tf, step.landmark_norms)
+    scales = _constant(tf, step.landmark_scale)
+    coordinates = _constant(tf, step.coordinates)
     k, floor = step.n_neighbors, float(step.floor)
 
     def nystrom(x):
@@ -126,6 +111,42 @@ def _nystrom(tf, step, constant):
         return tf.reduce_sum(weights[:, :, None] * tf.gather(coordinates, nearest), axis=1)
 
     return nystrom
+
+
+def _emit_mlp(tf, step):
+    mean, scale = _constant(tf, step.mean), _constant(tf, step.scale)
+    layers = [(_constant(tf, w.T), _constant(tf, b)) for w, b in zip(step.weights, step.biases)]
+
+    def mlp(x):
+        x = (x - mean) / scale
+        for i, (weights, bias) in enumerate(layers):
+            x = tf.matmul(x, weights) + bias
+            if i < len(layers) - 1:
+                x = tf.nn.relu(x)
+        return x
+
+    return mlp
+
+
+# one emitter per runtime step kind: emitter(tf, step) -> a function of the
+# step's input tensor
+for _step, _emitter in {
+    _steps.Clean: _emit_clean,
+    _steps.Linear: _emit_linear,
+    _steps.Select: _emit_select,
+    _steps.Closeness: _emit_closeness,
+    _steps.RandomTrees: _emit_random_trees,
+    _steps.Nystrom: _emit_nystrom,
+    _steps.MLP: _emit_mlp,
+}.items():
+    register_emitter("tflite", _step, _emitter)
+del _step, _emitter
+
+
+def _graph_steps(tf, quantized):
+    """One TensorFlow function per runtime step (a step without an emitter
+    is refused: never export half a pipeline)."""
+    return [emitter_for("tflite", step)(tf, step) for step in quantized._run]
 
 
 def export_tflite(pipeline, path, dtype="int8", X_calibration=None, *, force=True):

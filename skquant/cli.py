@@ -167,7 +167,11 @@ def _build_parser():
             "predict` and skquant.load_quantized serve with numpy alone, and "
             "that holds no code."
         ),
-        epilog="example: skquant quantize --trust-pickle best_pipeline.joblib -o model.skq",
+        epilog=("examples: skquant quantize --trust-pickle best_pipeline.joblib -o "
+                "model.skq; skquant quantize --trust-pickle best_pipeline.joblib "
+                "--format onnx --dtype int8 --check labelled.csv -o model.onnx (for an "
+                "int8 ONNX file the --check rows also choose which weights stay "
+                "float32: see skquant.export_onnx)"),
     )
     quantize.add_argument("model", help="a .joblib file holding a fitted pipeline")
     quantize.add_argument("--dtype", choices=["int8", "float16", "float32"], default="int8",
@@ -181,6 +185,11 @@ def _build_parser():
                           help="sign the artifact (HMAC-SHA256) with the key in this "
                                "file (its bytes, as they are); `skquant predict "
                                "--key-file` then verifies it")
+    quantize.add_argument("--format", choices=["skq", "onnx"], default="skq",
+                          help="skq: the numpy-only artifact (default); onnx: one "
+                               "ONNX model, raw rows to label and probabilities, for "
+                               "any ONNX runtime (needs pip install \"skquant[onnx]\"; "
+                               "--dtype float32 or int8)")
     quantize.add_argument("--force", action="store_true", help=_FORCE_HELP)
     return parser
 
@@ -427,6 +436,8 @@ def run_quantize(args):
 
     check_output_path(args.output, inputs=(args.model, args.check, args.key_file),
                       force=args.force, what="--output")
+    if args.format == "onnx":
+        return _quantize_onnx(args)
     key = _read_key(args.key_file, inputs=(args.model, args.check))
     model = load_model(args.model, allow_artifact=False, trust_pickle=args.trust_pickle)
     check = None
@@ -454,6 +465,52 @@ def run_quantize(args):
         print(f"accuracy on {args.check}: pipeline {original:.4f}, {args.dtype} artifact "
               f"{served:.4f}; same prediction on "
               f"{quantized.manifest['calibration']['agreement']:.2%} of rows")
+    return 0
+
+
+def _quantize_onnx(args):
+    """``quantize --format onnx``: the pipeline as one ONNX file. Everything
+    that can be refused without the model (the dtype, a key file, missing
+    packages) is refused before the pickle is loaded."""
+    import numpy as np
+
+    from . import _onnx
+
+    if args.dtype not in _onnx._DTYPES:
+        raise CommandError(
+            f"--format onnx writes float32 or int8 weights, not {args.dtype}: pass "
+            "--dtype float32 or --dtype int8 (float16 is for the .skq artifact).")
+    if args.key_file is not None:
+        raise CommandError(
+            "--key-file signs .skq artifacts; an ONNX file carries no skquant "
+            "signature. Drop --key-file, or write a .skq artifact (--format skq).")
+    try:
+        _onnx._require("onnx", "onnxruntime")
+    except ImportError as exc:
+        raise CommandError(str(exc)) from None
+    model = load_model(args.model, allow_artifact=False, trust_pickle=args.trust_pickle)
+    check = None
+    if args.check:
+        X, y, names = read_table(args.check, args.label_column, require_label=True)
+        check = (_feature_frame(model, X, names, args.check), y)
+    try:
+        _onnx.export_onnx(model, args.output, dtype=args.dtype,
+                          X_calibration=None if check is None else check[0],
+                          force=args.force)
+    except TypeError as exc:  # a step skquant cannot export
+        raise CommandError(str(exc)) from None
+    print(f"wrote {args.output}: {args.dtype} ONNX, {os.path.getsize(args.output):,} bytes "
+          f"(the joblib pipeline: {os.path.getsize(args.model):,} bytes)")
+    if check is not None:
+        X, y = check
+        original = float(np.mean(model.predict(X) == y))
+        served = model.classes_[_onnx.run_onnx(args.output, X).argmax(axis=1)]
+        metadata = {entry.key: entry.value
+                    for entry in _onnx.load_onnx_model(args.output).metadata_props}
+        agreement = float(metadata["skquant.calibration_agreement"])
+        print(f"accuracy on {args.check}: pipeline {original:.4f}, {args.dtype} ONNX "
+              f"{float(np.mean(served == y)):.4f}; same prediction on {agreement:.2%} "
+              "of rows")
     return 0
 
 

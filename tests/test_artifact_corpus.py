@@ -16,6 +16,7 @@ characters in labels, wide steps and large forests for memory and time).
 """
 
 import copy
+import importlib
 import io
 import json
 import os
@@ -32,19 +33,21 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.pipeline import Pipeline
 
-from skquant import (Cleaner, ColumnProjection, GraphProjection, KerasMLPClassifier,
-                     QuantizedPipeline, TreeProjection, load_quantized, quantize)
+from skquant import (Cleaner, KerasMLPClassifier, QuantizedPipeline, TreeProjection,
+                     load_quantized, quantize)
+from skquant.pipeline import _FAMILIES
 from skquant.runtime import ArtifactError, read_artifact
 from skquant.runtime._artifact import _Digests, artifact_bytes
 from skquant.runtime._schema import MAX_MANIFEST_BYTES, canonical
 
-FAMILIES = [
-    (ColumnProjection, "pca", "int8"), (ColumnProjection, "qr", "float32"),
-    (ColumnProjection, "random", "float16"), (TreeProjection, "tsvq", "int8"),
-    (TreeProjection, "random-trees", "float32"), (GraphProjection, "spectral", "int8"),
-    (GraphProjection, "lpp", "float16"),
-]
-IDS = [method for _, method, _ in FAMILIES]
+# every registered method, as (class, method); the corpus names each by its
+# method, and quantizes each to the dtype below, so that every dtype is read
+METHODS = [(getattr(importlib.import_module(module), name), method)
+           for module, name, methods in _FAMILIES.values() for method in methods]
+DTYPES = {
+    "pca": "int8", "qr": "float32", "random": "float16", "tsvq": "int8",
+    "random-trees": "float32", "spectral": "int8", "lpp": "float16",
+}
 KEY = b"the corpus's secret key, 32 byte"
 MiB = 1 << 20
 
@@ -174,7 +177,8 @@ def models(digits):
     cleaned = clean.transform(X)
     rng = np.random.default_rng(0)
     served = {}
-    for cls, method, dtype in FAMILIES:
+    for cls, method in METHODS:
+        dtype = DTYPES[method]
         extra = {"n_estimators": 5} if method == "random-trees" else {}
         with warnings.catch_warnings():  # the spectral graph's joined components
             warnings.simplefilter("ignore", UserWarning)
@@ -199,6 +203,13 @@ def probe(digits):
     rows = digits[1].copy()
     rows[::7, 10] = np.nan  # the Cleaner imputes these
     return rows
+
+
+def test_every_registered_method_has_a_dtype_and_a_name_of_its_own():
+    names = [method for _, method in METHODS]
+    assert len(set(names)) == len(names), "two families share a method name"
+    assert set(DTYPES) == set(names), "give each new method a dtype in DTYPES"
+    assert set(DTYPES.values()) == {"int8", "float16", "float32"}
 
 
 def test_the_valid_artifacts_load_and_predict(models, probe):

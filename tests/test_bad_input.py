@@ -1,5 +1,7 @@
 """Every bad input gets a clear error that names the problem and the fix."""
 
+import importlib
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -13,18 +15,32 @@ from skquant import (
     TreeProjection,
     make_quant_pipeline,
 )
+from skquant.pipeline import _FAMILIES
 
 RNG = np.random.RandomState(0)
 X = RNG.normal(size=(30, 5))
 Y = np.arange(30) % 3
 
 
-PROJECTIONS = [
-    (ColumnProjection, "pca"), (ColumnProjection, "qr"), (ColumnProjection, "random"),
-    (TreeProjection, "tsvq"), (TreeProjection, "random-trees"),
-    (GraphProjection, "spectral"), (GraphProjection, "lpp"),
-]
+# every registered family:method, from the registry
+PROJECTIONS = [(getattr(importlib.import_module(module), name), method)
+               for module, name, methods in _FAMILIES.values() for method in methods]
 PROJECTION_IDS = [f"{cls.__name__}-{method}" for cls, method in PROJECTIONS]
+PROJECTION_CLASSES = list(dict.fromkeys(cls for cls, _ in PROJECTIONS))
+FAMILY_OF = {name: family for family, (_, name, _) in _FAMILIES.items()}
+
+# whether each method defines inverse_transform
+INVERTIBLE = {
+    "column:pca": True, "column:qr": True, "column:random": True,
+    "tree:tsvq": True, "tree:random-trees": False,
+    "graph:spectral": False, "graph:lpp": False,
+}
+
+
+def test_every_registered_method_says_whether_it_inverts():
+    kinds = {f"{family}:{method}" for family, (_, _, methods) in _FAMILIES.items()
+             for method in methods}
+    assert set(INVERTIBLE) == kinds, "add each new method to INVERTIBLE"
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -60,10 +76,9 @@ def test_pipeline_handles_non_finite_values_itself():
 
 @pytest.mark.parametrize(
     "estimator",
-    [Cleaner(), ColumnProjection(2), TreeProjection(2),
-     TreeProjection(2, method="random-trees"), GraphProjection(2),
-     GraphProjection(2, method="lpp"), OutlierFilter(LogisticRegression())],
-    ids=type,
+    [Cleaner(), *(cls(2, method=method) for cls, method in PROJECTIONS),
+     OutlierFilter(LogisticRegression())],
+    ids=["Cleaner", *PROJECTION_IDS, "OutlierFilter"],
 )
 def test_wrong_number_of_columns_after_fit(estimator):
     estimator.fit(X, Y)
@@ -78,7 +93,7 @@ def test_wrong_number_of_columns_for_the_classifier():
         clf.predict(X[:, :4])
 
 
-@pytest.mark.parametrize("method", ["pca", "qr", "random"])
+@pytest.mark.parametrize("method", _FAMILIES["column"][2])
 def test_n_components_larger_than_the_columns(method):
     with pytest.raises(ValueError, match=r"n_components=6 is larger than 5.*Choose n_components <= 5"):
         ColumnProjection(6, method=method).fit(X)
@@ -86,7 +101,7 @@ def test_n_components_larger_than_the_columns(method):
         ColumnProjection(6, method=method).partial_fit(X)
 
 
-@pytest.mark.parametrize("method", ["tsvq", "random-trees"])
+@pytest.mark.parametrize("method", _FAMILIES["tree"][2])
 def test_n_components_larger_than_the_rows_seen(method):
     with pytest.raises(ValueError, match=r"n_components=31 is larger than 30.*rows"):
         TreeProjection(31, method=method).fit(X)
@@ -108,7 +123,7 @@ def test_partial_fit_with_other_columns_than_before():
         projection.partial_fit(X[:, :4])
 
 
-@pytest.mark.parametrize("method", ["spectral", "lpp"])
+@pytest.mark.parametrize("method", _FAMILIES["graph"][2])
 def test_graph_n_neighbors_not_below_the_rows(method):
     with pytest.raises(ValueError, match=r"n_neighbors=30 must be below the number of "
                                          r"landmark rows, 30. Choose n_neighbors <= 29"):
@@ -129,7 +144,7 @@ def test_graph_n_components_not_below_the_landmarks():
         GraphProjection(6, method="lpp", n_neighbors=3).fit(X)
 
 
-@pytest.mark.parametrize("cls", [ColumnProjection, TreeProjection, GraphProjection])
+@pytest.mark.parametrize("cls", PROJECTION_CLASSES)
 @pytest.mark.parametrize("value", [0, -3, 2.5, "ten"])
 def test_invalid_n_components(cls, value):
     with pytest.raises(ValueError, match="n_components"):
@@ -159,9 +174,9 @@ def test_invalid_graph_parameters(params):
 
 @pytest.mark.parametrize(
     "estimator",
-    [Cleaner(), ColumnProjection(2), TreeProjection(2), GraphProjection(2),
+    [Cleaner(), *(cls(2, method=method) for cls, method in PROJECTIONS),
      KerasMLPClassifier(epochs=1)],
-    ids=type,
+    ids=["Cleaner", *PROJECTION_IDS, "KerasMLPClassifier"],
 )
 def test_empty_input(estimator):
     with pytest.raises(ValueError, match="0 sample"):
@@ -169,7 +184,10 @@ def test_empty_input(estimator):
 
 
 @pytest.mark.parametrize(
-    "estimator", [Cleaner(), ColumnProjection(2), KerasMLPClassifier(epochs=1)], ids=type
+    "estimator",
+    [Cleaner(), *(cls(2, method=method) for cls, method in PROJECTIONS),
+     KerasMLPClassifier(epochs=1)],
+    ids=["Cleaner", *PROJECTION_IDS, "KerasMLPClassifier"],
 )
 def test_single_row(estimator):
     with pytest.raises(ValueError, match="1 sample"):
@@ -181,7 +199,10 @@ def test_single_row_is_fine_after_fit():
     assert projection.transform(X[:1]).shape == (1, 2)
 
 
-@pytest.mark.parametrize("estimator", [Cleaner(), ColumnProjection(2)], ids=type)
+@pytest.mark.parametrize(
+    "estimator", [Cleaner(), *(cls(2, method=method) for cls, method in PROJECTIONS)],
+    ids=["Cleaner", *PROJECTION_IDS],
+)
 def test_text_columns_in_an_array(estimator):
     X_text = X.astype(object)
     X_text[0, 1] = "blue"
@@ -256,7 +277,7 @@ def test_outlier_filter_with_continuous_targets_for_a_classifier():
         OutlierFilter(LogisticRegression()).fit(X, RNG.normal(size=30))
 
 
-@pytest.mark.parametrize("method", ["pca", "qr", "random"])
+@pytest.mark.parametrize("method", _FAMILIES["column"][2])
 def test_a_failed_refit_leaves_the_projection_unfitted(method):
     from sklearn.exceptions import NotFittedError
 
@@ -327,7 +348,7 @@ def test_a_result_beyond_float32_is_refused_not_infinite():
 @pytest.mark.parametrize("cls, method", PROJECTIONS, ids=PROJECTION_IDS)
 def test_inverse_transform_exists_only_where_it_is_defined(cls, method):
     projection = cls(2, method=method).fit(X)
-    if method in ("spectral", "lpp", "random-trees"):
+    if not INVERTIBLE[f"{FAMILY_OF[cls.__name__]}:{method}"]:
         assert not hasattr(projection, "inverse_transform")
         assert not hasattr(cls(2, method=method), "inverse_transform")
         with pytest.raises(AttributeError, match="inverse_transform"):

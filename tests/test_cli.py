@@ -726,3 +726,92 @@ def test_pareto_front_marks_the_undominated_models():
         (False, False),  # 150/0.96 loses to 100/0.96; 500/0.95 to 100/0.96
         (True, True),    # the most accurate ones
     ]
+
+
+# ------------------------------------------------------ quantize --format onnx
+def test_quantize_writes_an_onnx_model(trained, tmp_path, capsys):
+    from skquant._onnx import run_onnx
+
+    target = tmp_path / "model.onnx"
+    assert main(["quantize", TRUST, str(trained.joblib), "--format", "onnx", "--dtype",
+                 "float32", "-o", str(target)]) == 0
+    assert f"wrote {target}: float32 ONNX" in capsys.readouterr().out
+    np.testing.assert_allclose(run_onnx(target, trained.X[:50]),
+                               trained.pipe.predict_proba(trained.X[:50]), rtol=0, atol=1e-5)
+
+
+def test_quantize_onnx_int8_with_a_check(trained, tmp_path, capsys):
+    from skquant._onnx import load_onnx_model
+
+    target = tmp_path / "model.onnx"
+    assert main(["quantize", TRUST, str(trained.joblib), "--format", "onnx", "-o",
+                 str(target), "--check", str(trained.check)]) == 0  # int8 by default
+    printed = capsys.readouterr().out
+    assert f"wrote {target}: int8 ONNX" in printed
+    assert f"accuracy on {trained.check}: pipeline" in printed and "int8 ONNX" in printed
+    metadata = {e.key: e.value for e in load_onnx_model(target).metadata_props}
+    assert metadata["skquant.dtype"] == "int8"
+    assert f"same prediction on {float(metadata['skquant.calibration_agreement']):.2%}" in printed
+
+
+def test_the_default_format_stays_the_artifact(trained, tmp_path, capsys):
+    target = tmp_path / "model.onnx"  # the name does not choose the format
+    assert main(["quantize", TRUST, str(trained.joblib), "-o", str(target)]) == 0
+    capsys.readouterr()
+    assert load_quantized(target).dtype == "int8"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dtype", "float16"], "--format onnx writes float32 or int8 weights, not float16"),
+    (["--key-file", "KEY"], "an ONNX file carries no skquant signature"),
+], ids=["float16", "key-file"])
+def test_quantize_onnx_refuses_before_loading(trained, tmp_path, capsys, monkeypatch,
+                                              flags, message):
+    import skquant.cli
+
+    monkeypatch.setattr(skquant.cli, "load_model", _not_called("loading the model"))
+    key = tmp_path / "secret.key"
+    key.write_bytes(b"secret")
+    flags = [str(key) if flag == "KEY" else flag for flag in flags]
+    target = tmp_path / "model.onnx"
+    assert main(["quantize", TRUST, str(trained.joblib), "--format", "onnx", *flags,
+                 "-o", str(target)]) == 2
+    assert message in capsys.readouterr().err
+    assert not target.exists()
+
+
+def test_quantize_onnx_without_the_packages_says_how_to_install(
+        trained, tmp_path, capsys, monkeypatch):
+    import skquant.cli
+
+    monkeypatch.setattr(skquant.cli, "load_model", _not_called("loading the model"))
+    monkeypatch.setitem(sys.modules, "onnx", None)  # importing onnx now fails
+    assert main(["quantize", TRUST, str(trained.joblib), "--format", "onnx",
+                 "-o", str(tmp_path / "model.onnx")]) == 2
+    assert 'pip install "skquant[onnx]"' in capsys.readouterr().err
+
+
+def test_quantize_onnx_keeps_the_safety_rules(trained, tmp_path, capsys):
+    # no pickle without --trust-pickle
+    target = tmp_path / "model.onnx"
+    assert main(["quantize", str(trained.joblib), "--format", "onnx", "-o", str(target)]) == 2
+    assert "--trust-pickle" in capsys.readouterr().err
+    assert not target.exists()
+    # never over an input, even with --force
+    model = _copy(trained.joblib, tmp_path)
+    before = model.read_bytes()
+    assert main(["quantize", TRUST, str(model), "--format", "onnx", "-o", str(model),
+                 "--force"]) == 2
+    assert "is also an input of this command" in capsys.readouterr().err
+    assert model.read_bytes() == before
+    # an existing file only with --force, replaced whole
+    target.write_bytes(b"previous")
+    argv = ["quantize", TRUST, str(trained.joblib), "--format", "onnx", "--dtype",
+            "float32", "-o", str(target)]
+    assert main(argv) == 2
+    assert f"--output {target} already exists; pass --force" in capsys.readouterr().err
+    assert target.read_bytes() == b"previous"
+    assert main(argv + ["--force"]) == 0
+    capsys.readouterr()
+    assert target.read_bytes() != b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.joblib", "model.onnx"]

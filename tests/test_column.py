@@ -7,25 +7,16 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
 from skquant import ColumnProjection
+from skquant.pipeline import _FAMILIES
 
-METHODS = ["pca", "qr", "random"]
+# the contract every method keeps (partial_fit, batches, dtypes, seeds,
+# pickling, memmap) is in test_contract.py
+METHODS = list(_FAMILIES["column"][2])
 
 
 @pytest.fixture(scope="module")
 def digits():
     return load_digits().data
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_partial_fit_in_chunks_equals_fit(digits, method):
-    whole = ColumnProjection(12, method=method, random_state=0).fit(digits)
-    chunked = ColumnProjection(12, method=method, random_state=0)
-    for start in range(0, len(digits), 250):
-        chunked.partial_fit(digits[start : start + 250])
-    assert chunked.n_samples_seen_ == len(digits)
-    np.testing.assert_allclose(
-        chunked.transform(digits), whole.transform(digits), atol=1e-8
-    )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -99,15 +90,6 @@ def test_chunked_float32_pca_stays_accurate_when_the_mean_drifts():
     np.testing.assert_allclose(chunked.mean_, reference.mean_, rtol=1e-6)
 
 
-def test_changing_parameters_between_partial_fit_calls_is_an_error(digits):
-    proj = ColumnProjection(4).partial_fit(digits[:100])
-    proj.set_params(n_components=2)
-    with pytest.raises(ValueError, match=r"\['n_components'\] changed .* Call fit"):
-        proj.partial_fit(digits[100:])
-    proj.fit(digits)  # fit starts again with the new value
-    assert proj.components_.shape == (2, 64)
-
-
 def test_a_single_row_in_total_is_not_enough(digits):
     proj = ColumnProjection(2).partial_fit(digits[:1])
     with pytest.raises(ValueError, match="needs at least 2 rows"):
@@ -171,40 +153,12 @@ def test_pca_reconstruction_error_beats_other_methods(digits):
     assert errors["pca"] <= errors["qr"] and errors["pca"] <= errors["random"]
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_same_seed_same_output(digits, method):
-    a = ColumnProjection(8, method=method, random_state=3).fit_transform(digits)
-    b = ColumnProjection(8, method=method, random_state=3).fit_transform(digits)
-    np.testing.assert_array_equal(a, b)
-
-
 def test_fitted_attributes_available_after_partial_fit(digits):
     proj = ColumnProjection(4).partial_fit(digits[:500])
     assert proj.components_.shape == (4, 64)
     proj.partial_fit(digits[500:])
     full = ColumnProjection(4).fit(digits)
     np.testing.assert_allclose(proj.components_, full.components_, atol=1e-8)
-
-
-def test_pickle_round_trip_after_partial_fit(digits):
-    import pickle
-
-    proj = ColumnProjection(4).partial_fit(digits)
-    clone = pickle.loads(pickle.dumps(proj))
-    np.testing.assert_allclose(clone.transform(digits), proj.transform(digits))
-
-
-def test_partial_fit_with_memmap(tmp_path, digits):
-    path = tmp_path / "rows.dat"
-    data = np.memmap(path, dtype=np.float32, mode="w+", shape=digits.shape)
-    data[:] = digits
-    data.flush()
-    rows = np.memmap(path, dtype=np.float32, mode="r", shape=digits.shape)
-    proj = ColumnProjection(5)
-    for start in range(0, len(rows), 400):
-        proj.partial_fit(rows[start : start + 400])
-    expected = ColumnProjection(5).fit(digits.astype(np.float32))
-    np.testing.assert_allclose(proj.explained_variance_, expected.explained_variance_, rtol=1e-4)
 
 
 def _correlated(n=300, d=6, seed=0):

@@ -20,6 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skquant
+from skquant.pipeline import _FAMILIES
 
 
 def discover_estimators():
@@ -40,21 +41,24 @@ def discover_estimators():
     return [found[name] for name in sorted(found)]
 
 
+# Small settings for each projection family's checks (the checks' data
+# have few rows and columns); every registered method gets an instance.
+FAST_PROJECTION_PARAMS = {
+    "column": {"n_components": 1},
+    "tree": {"n_components": 2},
+    "graph": {"n_components": 2, "n_neighbors": 3},
+}
+
+
+def _projection_instances(methods, params):
+    return lambda cls: [cls(method=method, random_state=0, **params) for method in methods]
+
+
 # Small, fast settings for estimators whose defaults are too slow or need
 # arguments; several instances where a parameter selects an algorithm.
 FAST_INSTANCES = {
-    "ColumnProjection": lambda cls: [
-        cls(n_components=1, method=method, random_state=0)
-        for method in ("pca", "qr", "random")
-    ],
-    "TreeProjection": lambda cls: [
-        cls(n_components=2, method=method, random_state=0)
-        for method in ("tsvq", "random-trees")
-    ],
-    "GraphProjection": lambda cls: [
-        cls(n_components=2, method=method, n_neighbors=3, random_state=0)
-        for method in ("spectral", "lpp")
-    ],
+    **{name: _projection_instances(methods, FAST_PROJECTION_PARAMS.get(family, {}))
+       for family, (_, name, methods) in _FAMILIES.items()},
     # a small forest: the default 100 trees cost most of each check's time
     "OutlierFilter": lambda cls: [
         cls(LogisticRegression(), detector=IsolationForest(n_estimators=10, random_state=0),
@@ -112,6 +116,12 @@ def test_discovery_finds_the_known_estimators():
         "Cleaner", "OutlierFilter", "ColumnProjection", "TreeProjection", "GraphProjection",
         "KerasMLPClassifier",
     } <= names
+    assert {name for _, name, _ in _FAMILIES.values()} <= names
+
+
+def test_every_registered_family_has_fast_settings():
+    assert set(FAST_PROJECTION_PARAMS) == set(_FAMILIES), (
+        "give each projection family small settings in FAST_PROJECTION_PARAMS")
 
 
 @parametrize_with_checks(

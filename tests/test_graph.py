@@ -1,7 +1,5 @@
 """The graph projection family: spectral (Laplacian eigenmaps) and lpp."""
 
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -10,45 +8,16 @@ from sklearn.datasets import load_digits, make_blobs
 from sklearn.neighbors import KNeighborsClassifier
 
 from skquant import GraphProjection
+from skquant.pipeline import _FAMILIES
 
-METHODS = ["spectral", "lpp"]
+# the contract every method keeps (partial_fit, batches, dtypes, seeds,
+# pickling, memmap) is in test_contract.py
+METHODS = list(_FAMILIES["graph"][2])
 
 
 @pytest.fixture(scope="module")
 def digits():
     return load_digits(return_X_y=True)
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_transform_of_a_row_does_not_depend_on_the_batch(digits, method):
-    X, _ = digits
-    projection = GraphProjection(12, method=method, n_landmarks=800, random_state=0).fit(X)
-    together = projection.transform(X[:60])
-    one_by_one = np.vstack([projection.transform(row[None]) for row in X[:60]])
-    np.testing.assert_allclose(one_by_one, together, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_same_seed_same_output_across_processes(digits, method, tmp_path):
-    X, _ = digits
-    script = (
-        "import numpy as np\n"
-        "from sklearn.datasets import load_digits\n"
-        "from skquant import GraphProjection\n"
-        "X, _ = load_digits(return_X_y=True)\n"
-        f"p = GraphProjection(10, method={method!r}, n_landmarks=700, random_state=3).fit(X)\n"
-        "np.save(__import__('sys').argv[1], p.transform(X[:100]))\n"
-    )
-    outputs = []
-    for run in range(2):
-        path = tmp_path / f"run{run}.npy"
-        result = subprocess.run([sys.executable, "-c", script, str(path)],
-                                capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-        outputs.append(np.load(path))
-    np.testing.assert_array_equal(outputs[0], outputs[1])
-    here = GraphProjection(10, method=method, n_landmarks=700, random_state=3).fit(X)
-    np.testing.assert_allclose(here.transform(X[:100]), outputs[0], rtol=1e-10, atol=1e-12)
 
 
 def test_training_rows_land_close_to_their_embedding(digits):
@@ -122,16 +91,10 @@ def test_landmarks_bound_the_graph(digits):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_partial_fit_in_chunks(digits, method):
+def test_partial_fit_beyond_the_landmarks_keeps_a_uniform_sample(digits, method):
+    # while every row fits in the landmark set, chunks change nothing
+    # (test_contract.py); beyond it, a reservoir keeps a uniform sample
     X, _ = digits
-    whole = GraphProjection(8, method=method, n_landmarks=2000, random_state=0).fit(X)
-    chunked = GraphProjection(8, method=method, n_landmarks=2000, random_state=0)
-    for start in range(0, len(X), 500):
-        chunked.partial_fit(X[start : start + 500])
-    # all rows fit in the landmark set: chunks change nothing
-    np.testing.assert_allclose(chunked.transform(X[:50]), whole.transform(X[:50]),
-                               rtol=1e-10, atol=1e-10)
-    # beyond it, a reservoir keeps a uniform sample of the stream
     sampled = GraphProjection(8, method=method, n_landmarks=400, random_state=0)
     for start in range(0, len(X), 300):
         sampled.partial_fit(X[start : start + 300])
@@ -139,14 +102,6 @@ def test_partial_fit_in_chunks(digits, method):
     late = np.isin(sampled.landmarks_.view([("", X.dtype)] * 64).ravel(),
                    X[1000:].view([("", X.dtype)] * 64).ravel()).mean()
     assert 0.25 < late < 0.7  # about 797 / 1797 of a uniform sample
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_float32_is_preserved(digits, method):
-    X, _ = digits
-    X32 = X.astype(np.float32)
-    projection = GraphProjection(5, method=method, random_state=0).fit(X32)
-    assert projection.transform(X32).dtype == np.float32
 
 
 @pytest.mark.parametrize("method", METHODS)

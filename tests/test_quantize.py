@@ -294,17 +294,20 @@ def test_a_pipeline_beyond_float32_is_refused_at_export(digits_split):
 
 def test_float16_weights_beyond_its_range_are_refused(fitted):
     pipe = fitted["column", "random"]
-    projection = pipe.named_steps["project"]
-    original = projection.components_
+    projection, classifier = pipe.named_steps["project"], pipe.named_steps["classify"]
+    original = projection.components_, classifier.input_mean_, classifier.input_scale_
     try:
-        projection.components_ = original * 1e6  # beyond float16's 65504
+        # beyond float16's 65504; the classifier's input statistics scaled
+        # alike, so that the model stays the same function
+        projection.components_ = original[0] * 1e6
+        classifier.input_mean_, classifier.input_scale_ = original[1] * 1e6, original[2] * 1e6
         with pytest.raises(ValueError, match=r"'s1.components'\), beyond float16's range.*"
                                              "float16 cannot store these weights: choose "
                                              "dtype='float32' or 'int8'"):
             quantize(pipe, dtype="float16")
         quantize(pipe, dtype="int8")  # int8 scales stay within float32
     finally:
-        projection.components_ = original
+        projection.components_, classifier.input_mean_, classifier.input_scale_ = original
 
 
 def test_inputs_outside_the_exported_range_raise_instead_of_nan(fitted, digits_split):
@@ -623,3 +626,20 @@ def test_a_large_model_runs_its_steps_unfused():
     assert [type(op).__name__ for op in model._plan] == ["StepOp"]
     X = rng.normal(size=(3, width)).astype(np.float32)
     np.testing.assert_array_equal(model._logits(X), model._run_steps(X)[-1])
+
+
+def test_an_ill_conditioned_projection_is_refused():
+    # on raw digits (exactly dependent pixel columns) an LPP component lies in
+    # the data's null space: values of 1e-13 computed from terms of 1e3. In
+    # float32 that is noise, which the classifier divides by the training
+    # spread (1e-14): the served model agreed with its pipeline on 9-12% of
+    # rows. quantize refuses it instead.
+    X, y = load_digits(return_X_y=True)
+    X_train, _, y_train, _ = train_test_split(X[:1200], y[:1200], test_size=0.25,
+                                              stratify=y[:1200], random_state=0)
+    pipe = make_quant_pipeline("graph", 8, method="lpp", random_state=0,
+                               **FAST).fit(X_train, y_train)
+    with pytest.raises(ValueError, match=r"cannot serve this pipeline in float32: output 0 "
+                                         r"of its projection .*served predictions would be "
+                                         r"noise.*choose another method"):
+        quantize(pipe, dtype="float32")

@@ -9,9 +9,17 @@ from sklearn.model_selection import train_test_split
 
 from skquant import export_tflite, make_quant_pipeline
 from skquant._tflite import run_tflite
+from skquant.pipeline import _FAMILIES
 
-CASES = [("column", "pca"), ("column", "qr"), ("tree", "tsvq"), ("tree", "random-trees"),
-         ("graph", "spectral"), ("graph", "lpp")]
+CASES = [(family, method) for family, (_, _, methods) in _FAMILIES.items()
+         for method in methods]
+
+# Where a method differs from the defaults: fewer trees, to fit quickly;
+# probabilities within 1e-4 of the pipeline's (float32 arithmetic
+# throughout), except for spectral, since the numpy runtime computes
+# neighbour distances in float64.
+PIPELINE_PARAMS = {"tree:random-trees": {"project__n_estimators": 5}}
+PROBABILITY_ATOL = {"graph:spectral": 0.05}
 
 
 @pytest.fixture(scope="module")
@@ -23,24 +31,27 @@ def digits_split():
 @pytest.mark.parametrize("family, method", CASES, ids=[f"{f}:{m}" for f, m in CASES])
 def test_the_tflite_model_predicts_as_the_pipeline(digits_split, family, method, tmp_path):
     X_train, X_test, y_train, _ = digits_split
-    params = {"project__n_estimators": 5} if method == "random-trees" else {}
-    pipe = make_quant_pipeline(family, 12, method=method, random_state=0,
-                               classify__epochs=3, **params).fit(X_train, y_train)
+    kind = f"{family}:{method}"
+    pipe = make_quant_pipeline(family, 12, method=method, random_state=0, classify__epochs=3,
+                               **PIPELINE_PARAMS.get(kind, {})).fit(X_train, y_train)
     X_test = X_test.copy()
     X_test[::7, 30] = np.nan  # the graph cleans, as the pipeline does
     reference = pipe.predict_proba(X_test)
     path = export_tflite(pipe, tmp_path / "float32.tflite", dtype="float32")
     proba = run_tflite(path, X_test)
     np.testing.assert_array_equal(proba.argmax(axis=1), reference.argmax(axis=1))
-    # float32 arithmetic throughout (the numpy runtime computes neighbour
-    # distances in float64, hence the looser bound for the graph family)
-    np.testing.assert_allclose(proba, reference, atol=0.05 if method == "spectral" else 1e-4)
+    np.testing.assert_allclose(proba, reference, atol=PROBABILITY_ATOL.get(kind, 1e-4))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # no low-agreement warning
         path = export_tflite(pipe, tmp_path / "int8.tflite", dtype="int8",
                              X_calibration=X_test[:200])
     agreement = np.mean(run_tflite(path, X_test).argmax(axis=1) == reference.argmax(axis=1))
     assert agreement >= 0.98
+
+
+def test_the_exceptions_name_registered_methods():
+    kinds = {f"{family}:{method}" for family, method in CASES}
+    assert set(PIPELINE_PARAMS) | set(PROBABILITY_ATOL) <= kinds
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,11 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import load_digits, make_blobs
 
 from skquant import TreeProjection
+from skquant.pipeline import _FAMILIES
 
-METHODS = ["tsvq", "random-trees"]
+# the contract every method keeps (partial_fit, batches, dtypes, seeds,
+# pickling, memmap) is in test_contract.py
+METHODS = list(_FAMILIES["tree"][2])
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +40,6 @@ def feed(projection, X, chunk):
     return projection
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_partial_fit_equals_fit_within_the_sample(digits, method):
-    # while every row fits in the sample, chunks change nothing
-    whole = TreeProjection(12, method=method, random_state=0).fit(digits)
-    chunked = feed(TreeProjection(12, method=method, random_state=0), digits, 400)
-    assert chunked.n_samples_seen_ == len(digits)
-    np.testing.assert_array_equal(chunked.transform(digits), whole.transform(digits))
-
-
 def test_chunked_stream_matches_the_quality_of_fit(blobs):
     # beyond the sample, partial_fit streams the rows in arrival order and fit
     # streams the rows outside a uniform sample: the quantization errors
@@ -61,45 +55,6 @@ def test_chunked_stream_matches_the_quality_of_fit(blobs):
     reference = kmeans.inertia_ / len(X)
     assert error_fit <= 1.05 * reference and error_chunked <= 1.05 * reference
     assert chunked.leaf_sizes_.sum() == len(X) == whole.leaf_sizes_.sum()
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_transform_of_a_row_does_not_depend_on_the_batch(digits, method):
-    projection = TreeProjection(40, method=method, random_state=0).fit(digits)
-    together = projection.transform(digits[:50])
-    one_by_one = np.vstack([projection.transform(row[None]) for row in digits[:50]])
-    np.testing.assert_allclose(one_by_one, together, rtol=1e-12, atol=1e-12)
-    leaves = projection.apply(digits[:50])
-    np.testing.assert_array_equal(
-        np.concatenate([projection.apply(row[None]) for row in digits[:50]]), leaves
-    )
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_same_seed_same_projection(blobs, method):
-    fit = lambda seed: TreeProjection(  # noqa: E731
-        20, method=method, max_samples=3000, random_state=seed).fit(blobs)
-    np.testing.assert_array_equal(fit(3).transform(blobs[:200]),
-                                  fit(3).transform(blobs[:200]))
-    assert not np.array_equal(fit(3).transform(blobs[:200]), fit(4).transform(blobs[:200]))
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_memmap_input(blobs, method, tmp_path):
-    path = tmp_path / "rows.dat"
-    stored = np.memmap(path, dtype=np.float32, mode="w+", shape=blobs.shape)
-    stored[:] = blobs
-    stored.flush()
-    rows = np.memmap(path, dtype=np.float32, mode="r", shape=blobs.shape)
-    in_memory = TreeProjection(16, method=method, max_samples=2500, random_state=0).fit(
-        np.asarray(blobs, dtype=np.float32))
-    mapped = TreeProjection(16, method=method, max_samples=2500, random_state=0).fit(rows)
-    np.testing.assert_array_equal(mapped.transform(rows[:300]),
-                                  in_memory.transform(rows[:300]))
-    streamed = feed(TreeProjection(16, method=method, max_samples=2500, random_state=0),
-                    rows, 2000)
-    assert streamed.transform(rows[:5]).dtype == np.float32
-    assert streamed.n_samples_seen_ == len(blobs)
 
 
 def test_the_fitted_tree_describes_itself(digits):
@@ -144,16 +99,6 @@ def test_routing_through_a_deep_tree_finds_nearly_the_nearest_leaf(blobs):
     routed = projection.apply(blobs[:3000])
     nearest = projection.transform(blobs[:3000]).argmax(axis=1)
     assert np.mean(routed == nearest) > 0.95
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_float32_is_preserved(digits, method):
-    X32 = digits.astype(np.float32)
-    projection = TreeProjection(10, method=method, random_state=0).fit(X32)
-    assert projection.transform(X32).dtype == np.float32
-    reference = TreeProjection(10, method=method, random_state=0).fit(digits)
-    np.testing.assert_allclose(projection.transform(X32), reference.transform(digits),
-                               atol=1e-3)
 
 
 def test_duplicated_rows_warn_and_give_fewer_leaves():
@@ -204,13 +149,6 @@ def test_pickle_is_small_and_round_trips(blobs):
     assert len(blob) < 50_000
     restored = pickle.loads(blob)
     np.testing.assert_array_equal(restored.transform(blobs[:20]), projection.transform(blobs[:20]))
-
-
-def test_changed_parameters_between_chunks_are_refused(blobs):
-    projection = TreeProjection(8, random_state=0).partial_fit(blobs[:500])
-    projection.set_params(method="random-trees")
-    with pytest.raises(ValueError, match=r"\['method'\] changed"):
-        projection.partial_fit(blobs[500:1000])
 
 
 def test_no_warnings_on_ordinary_data(digits):

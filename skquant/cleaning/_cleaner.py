@@ -13,6 +13,8 @@ from sklearn.utils.validation import (
     check_random_state,
 )
 
+from .. import kernels
+from .._registry import index_dtype, register_export
 from .._validation import forget_fit, peak_exponents, safe_mean, validate_numeric
 from ._sketch import ColumnSketch
 
@@ -465,15 +467,23 @@ class Cleaner(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_numeric(self, X, reset=False, allow_nan=True)
-        kept = X[:, self.support_]
         # statistics learned in float64 beyond X's range (float32) become
         # X's largest finite values, so that the output stays finite
         fill, lower, upper = (
             _in_range(values[self.support_], X.dtype)
             for values in (self.statistics_, self.lower_bounds_, self.upper_bounds_)
         )
-        kept = np.where(np.isfinite(kept), kept, fill)
-        return np.clip(kept, lower, upper, out=kept)
+        return kernels.clean(X, self.support_, fill, lower, upper)
+
+    def _export(self):
+        """The runtime's ``clean`` step: kept columns, fill values, bounds."""
+        support = self.support_
+        return "clean", {}, {
+            "keep": np.flatnonzero(support).astype(index_dtype(support.size)),
+            "fill": self.statistics_[support],
+            "lower": self.lower_bounds_[support],
+            "upper": self.upper_bounds_[support],
+        }, set()
 
     def get_feature_names_out(self, input_features=None):
         """Names of the kept columns.
@@ -498,3 +508,6 @@ class Cleaner(TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+register_export(Cleaner)

@@ -21,6 +21,8 @@ from sklearn.utils.validation import (
     check_random_state,
 )
 
+from .. import kernels
+from .._registry import register_export
 from .._validation import forget_fit, validate_numeric
 from ._backend import _build_mlp, load_keras
 from ._training import _seed_states, _train_network
@@ -560,13 +562,18 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "classes_")
         X = validate_numeric(self, X, reset=False)
-        activations = self._standardized(X, dtype=np.float64)
-        last = len(self.coefs_) - 1
+        return kernels.dense_layers(
+            self._standardized(X, dtype=np.float64),
+            [weights.astype(np.float64) for weights in self.coefs_], self.intercepts_)
+
+    def _export(self):
+        """The runtime's ``mlp`` step: standardization, then each layer."""
+        arrays = {"input_mean": self.input_mean_, "input_scale": self.input_scale_}
         for i, (weights, bias) in enumerate(zip(self.coefs_, self.intercepts_)):
-            activations = activations @ weights.astype(np.float64) + bias
-            if i < last:
-                np.maximum(activations, 0.0, out=activations)
-        return activations
+            arrays[f"weights{i}"] = np.asarray(weights).T  # rows: output units
+            arrays[f"bias{i}"] = bias
+        return "mlp", {"n_layers": len(self.coefs_)}, arrays, {
+            f"weights{i}" for i in range(len(self.coefs_))}
 
     def predict_proba(self, X):
         """Class probabilities.
@@ -618,3 +625,5 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         logits = self._logits(X)  # checks fitted before classes_ is read
         return self.classes_[np.argmax(logits, axis=1)]
 
+
+register_export(KerasMLPClassifier)

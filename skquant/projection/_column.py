@@ -31,6 +31,8 @@ from sklearn.utils.validation import (
     check_random_state,
 )
 
+from .. import kernels
+from .._registry import index_dtype, register_export
 from .._validation import peak_exponents, safe_mean
 from ._base import BaseProjection
 from ._scaling import choose_exponent, peak_magnitude, to_unit, wide_range_affine
@@ -509,11 +511,10 @@ class ColumnProjection(BaseProjection):
 
     def _transform(self, X):
         if self.method == "qr":
-            return X[:, self.selected_columns_]
+            return kernels.select(X, self.selected_columns_)
         if self.method == "random":
-            return np.asarray(X @ self.components_.T.astype(X.dtype))
-        centred = X - self.mean_.astype(X.dtype)
-        return centred @ self.components_.T.astype(X.dtype)
+            return np.asarray(kernels.linear(X, None, self.components_.astype(X.dtype)))
+        return kernels.linear(X, self.mean_.astype(X.dtype), self.components_.astype(X.dtype))
 
     def _transform_wide_range(self, X):
         if self.method == "qr":
@@ -533,6 +534,19 @@ class ColumnProjection(BaseProjection):
             selected_mean = self.mean_[self.selected_columns_]
             return (Z - selected_mean) @ self.inverse_components_ + self.mean_
         return Z @ self.components_ + self.mean_
+
+    def _export(self):
+        """The runtime's ``select`` (QR) or ``linear`` step."""
+        if self.method == "qr":
+            return "select", {}, {"columns": np.asarray(self.selected_columns_).astype(
+                index_dtype(self.n_features_in_))}, set()
+        components = self.components_
+        if scipy.sparse.issparse(components):
+            components = components.toarray()
+        mean = getattr(self, "mean_", None)
+        if mean is None:  # the random projection is not centred
+            mean = np.zeros(self.n_features_in_)
+        return "linear", {}, {"mean": mean, "components": components}, {"components"}
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns.
@@ -555,3 +569,6 @@ class ColumnProjection(BaseProjection):
         self._ensure_finalized()
         names = _check_feature_names_in(self, input_features)
         return np.asarray(names[self.selected_columns_], dtype=object)
+
+
+register_export(ColumnProjection)

@@ -34,8 +34,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
 from sklearn.utils.validation import check_random_state
 
+from .. import kernels
+from .._registry import register_export
 from .._validation import safe_mean
-from ..runtime._steps import kernel_weights, nearest_landmarks
+from ..kernels import kernel_weights, nearest_landmarks
 from ._base import BaseProjection
 from ._scaling import (
     choose_exponent,
@@ -353,13 +355,29 @@ class GraphProjection(BaseProjection):
             del self.landmark_scale_
         self.n_components_ = self.n_components
 
+    def _export(self):
+        """The runtime's ``linear`` (lpp) or ``nystrom`` (spectral) step."""
+        self._ensure_finalized()
+        if self.method == "lpp":
+            return "linear", {}, {"mean": self.mean_, "components": self.components_}, {
+                "components"}
+        return "nystrom", {
+            "n_neighbors": int(self.n_neighbors), "scale_floor": float(self._scale_floor),
+        }, {
+            "landmarks": self.landmarks_,
+            "landmark_scale": self.landmark_scale_,
+            "coordinates": self._coordinates.T,  # rows: output columns
+        }, {"landmarks", "coordinates"}
+
     def _transform(self, X):
         if self.method == "lpp":
             if self._exponent == 0:
-                return (X - self.mean_.astype(X.dtype)) @ self.components_.T.astype(X.dtype)
+                return kernels.linear(X, self.mean_.astype(X.dtype),
+                                      self.components_.astype(X.dtype))
             # data near the float range: in the working units of the fit
             components = np.ldexp(self.components_, self._exponent)
-            return to_unit(X, self.mean_, self._exponent) @ components.T.astype(X.dtype)
+            return kernels.linear(to_unit(X, self.mean_, self._exponent), None,
+                                  components.astype(X.dtype))
         out = np.empty((X.shape[0], self.n_components_), dtype=X.dtype)
         for start in range(0, X.shape[0], _TRANSFORM_BLOCK):
             block = self._working(X[start : start + _TRANSFORM_BLOCK])
@@ -415,7 +433,7 @@ class GraphProjection(BaseProjection):
         weights = kernel_weights(
             distances.astype(np.float64), scale.astype(np.float64),
             landmark_scale[indices].astype(np.float64))
-        return np.einsum("ij,ijk->ik", weights, self._coordinates[indices])
+        return kernels.nystrom(weights, self._coordinates[indices])
 
     def _affinity(self, landmarks, distances, indices, scale):
         m, k = indices.shape
@@ -527,3 +545,6 @@ class GraphProjection(BaseProjection):
         self.eigenvalues_ = eigenvalues
         with np.errstate(over="ignore", under="ignore"):  # (refused by name)
             self.components_ = np.ldexp(components * np.sqrt(degree.sum()), -self._exponent)
+
+
+register_export(GraphProjection)

@@ -34,10 +34,14 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import svd_flip
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
+from .. import kernels
+from .._registry import index_dtype, register_export
 from .._validation import safe_mean
 from ._base import BaseProjection
 from ._scaling import choose_exponent, peak_magnitude, to_unit, wide_range_distances
-from ._tree_structure import RoutingBlock, buckets, depths, grow, leaf_order
+from ._tree_structure import (
+    RoutingBlock, buckets, depths, float32_at_or_below, grow, leaf_order,
+)
 
 # Rows per streamed block (and routing call): up to 32,768, and at most
 # 16 MiB of rows, so that the block buffer stays small for wide data.
@@ -411,6 +415,35 @@ class TreeProjection(BaseProjection):
             X, self._origin.astype(np.float64), self._exponent, self._prototypes)
         return distances * (-1.0 / self._scale)
 
+    def _export(self):
+        """The runtime's ``closeness`` (tsvq) or ``random_trees`` step."""
+        self._ensure_finalized()
+        if self.method == "tsvq":
+            origin = self._origin.astype(np.float64)
+            return "closeness", {"scale": float(self.scale_)}, {
+                "origin": origin, "prototypes": self.cluster_centers_ - origin,
+            }, {"prototypes"}
+        trees = [tree.tree_ for tree in self.embedding_.estimators_]
+        offsets = np.cumsum([0] + [tree.node_count for tree in trees])
+        pairs = [np.column_stack([tree.children_left, tree.children_right]) for tree in trees]
+        index = index_dtype(offsets[-1])
+        return "random_trees", {"depth": int(max(tree.max_depth for tree in trees))}, {
+            "feature": np.concatenate([tree.feature for tree in trees]).astype(index),
+            "threshold": float32_at_or_below(np.concatenate([t.threshold for t in trees])),
+            # children and leaf rows renumbered across the forest
+            "children": np.vstack([pair + np.where(pair >= 0, start, 0)
+                                   for pair, start in zip(pairs, offsets)]).astype(index),
+            "leaf_row": np.concatenate([
+                np.where(column >= 0, column + row, -1)
+                for column, row in zip(self._leaf_column, self._leaf_offsets)
+            ]).astype(index),
+            "roots": offsets[:-1].astype(index),
+            # rows of the stored matrices are output channels: one int8
+            # scale per output column of the lookup table
+            "lookup": self._lookup.T,
+            "shift": self._lookup_shift,
+        }, {"lookup"}
+
     def _has_inverse_transform(self):
         # a quantizer decodes; the random trees' leaf indicators do not
         return self.method == "tsvq"
@@ -658,15 +691,10 @@ class TreeProjection(BaseProjection):
             self.scale_ = float(np.ldexp(self._scale, self._exponent))
 
     def _closeness(self, X):
-        centred = to_unit(X, self._origin, self._exponent)
-        # |x - c|^2 = |x|^2 - 2 x.c + |c|^2, as one matrix product
-        squared = centred @ (-2.0 * self._prototypes.T.astype(X.dtype))
-        squared += self._prototype_norms.astype(X.dtype)
-        squared += np.einsum("ij,ij->i", centred, centred)[:, None]
-        np.maximum(squared, 0, out=squared)
-        np.sqrt(squared, out=squared)
-        squared *= X.dtype.type(-1.0 / self._scale)
-        return squared
+        return kernels.closeness(
+            to_unit(X, self._origin, self._exponent),
+            -2.0 * self._prototypes.T.astype(X.dtype),
+            self._prototype_norms.astype(X.dtype), X.dtype.type(-1.0 / self._scale))
 
     def apply(self, X):
         """Route each row down the tree(s) to its leaf.
@@ -781,10 +809,9 @@ class TreeProjection(BaseProjection):
         self._lookup_shift = mean @ self._lookup
 
     def _embed(self, X):
-        leaves = self._leaf_indices(X)
-        lookup = self._lookup.astype(X.dtype)
-        embedded = np.empty((X.shape[0], self.n_components_), dtype=X.dtype)
-        embedded[:] = -self._lookup_shift.astype(X.dtype)
-        for tree in range(leaves.shape[1]):
-            embedded += lookup[leaves[:, tree]]
-        return embedded
+        # the leaves by scikit-learn's trees (compiled), the sum as served
+        return kernels.leaf_lookup(self._leaf_indices(X), self._lookup.astype(X.dtype),
+                                   self._lookup_shift.astype(X.dtype))
+
+
+register_export(TreeProjection)

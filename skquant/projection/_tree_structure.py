@@ -214,3 +214,17 @@ def buckets(children, leaves):
                 stack.extend(children[node])
         members[bucket] = np.sort(np.array(found, dtype=np.intp))
     return is_bucket, members
+
+
+def float32_at_or_below(thresholds):
+    """The largest float32 at or below each (float64) split threshold.
+
+    scikit-learn's trees compare float32 inputs with float64 thresholds; for
+    a float32 x, ``x <= t`` exactly when ``x <= t32`` with t32 this rounding,
+    so the stored thresholds take half the space and send every input the
+    same way.
+    """
+    rounded = thresholds.astype(np.float32)
+    above = rounded.astype(np.float64) > thresholds
+    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
+    return rounded

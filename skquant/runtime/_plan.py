@@ -207,7 +207,7 @@ def _output_width(step):
         return step.lookup.shape[1]
     if isinstance(step, Clean):
         return step.keep.size
-    raise TypeError(f"the serving plan has no operation for {type(step).__name__}")
+    return None  # a user's step kind: unknown, so nothing after it folds by width
 
 
 def _step_affine(step, width, name):
@@ -215,7 +215,7 @@ def _step_affine(step, width, name):
     if isinstance(step, Linear):
         components = step.components.astype(np.float64)
         return _Affine(components.T, -(step.mean.astype(np.float64) @ components.T), [name])
-    if isinstance(step, Select):
+    if isinstance(step, Select) and width is not None:
         return _selection(step.columns, width, [name])
     return None
 
@@ -313,7 +313,8 @@ def build_plan(steps, kinds, n_features):
                 pending = None
             else:
                 flush()
-                columns, width = np.arange(width), width
+                width = step.origin.size
+                columns = np.arange(width)
             emit(DistanceOp(step, columns, width, bound, name))
             n_out = step.prototypes.shape[0]
             pending = _Affine(np.eye(n_out) * float(step.factor), np.zeros(n_out), [name])

@@ -17,11 +17,10 @@ imports numpy alone.
 
 import numpy as np
 
+from .. import kernels
+from ..kernels import BLOCK_ELEMENTS as _BLOCK_ELEMENTS
+from ..kernels import kernel_weights, nearest_landmarks  # noqa: F401 (shared names)
 from ._schema import MAX_LAYERS, MAX_TREE_DEPTH, MAX_TREE_STEPS, ArtifactError, Float, Int
-
-# float64 elements a step converts at once (16 MiB): a larger stored matrix
-# is read a block of rows at a time instead of copied whole
-_BLOCK_ELEMENTS = 1 << 21
 
 
 class NonFiniteError(ValueError):
@@ -100,16 +99,6 @@ class Float64Rows:
         return self._whole if self._whole is not None else self._rows(0, self.shape[0])
 
 
-def _products(X, matrix):
-    """``X @ matrix.T`` in float64, for an array or :class:`Float64Rows`."""
-    if isinstance(matrix, np.ndarray):
-        return X @ matrix.T
-    out = np.empty((X.shape[0], matrix.shape[0]))
-    for start, rows in matrix.blocks():
-        out[:, start : start + rows.shape[0]] = X @ rows.T
-    return out
-
-
 class Clean:
     """Impute NaN and infinity, keep the informative columns, clip."""
 
@@ -153,9 +142,7 @@ class Clean:
         return 12 * self.keep.size  # the kept columns, their mask, the imputed copy
 
     def __call__(self, X):
-        kept = X[:, self.keep]
-        kept = np.where(np.isfinite(kept), kept, self.fill)
-        return np.clip(kept, self.lower, self.upper, out=kept)
+        return kernels.clean(X, self.keep, self.fill, self.lower, self.upper)
 
 
 class Linear:
@@ -176,7 +163,7 @@ class Linear:
         return 4 * (self.mean.size + self.components.shape[0])
 
     def __call__(self, X):
-        return (X - self.mean) @ self.components.T
+        return kernels.linear(X, self.mean, self.components)
 
 
 class Select:
@@ -196,7 +183,7 @@ class Select:
         return 4 * self.columns.size
 
     def __call__(self, X):
-        return X[:, self.columns]
+        return kernels.select(X, self.columns)
 
 
 class Closeness:
@@ -222,19 +209,13 @@ class Closeness:
                 "squared norms overflow, so no input could be served (a model of "
                 "data beyond about 1e18: rescale the data and fit again).")
         self.factor = np.float32(-1.0 / params["scale"])
+        self._minus_twice = np.ascontiguousarray(-2.0 * self.prototypes.T)  # exact
 
     def row_bytes(self):
         return 4 * (2 * self.origin.size + 2 * self.prototypes.shape[0])
 
     def __call__(self, X):
-        centred = X - self.origin
-        squared = centred @ (-2.0 * self.prototypes.T)
-        squared += self.norms
-        squared += np.einsum("ij,ij->i", centred, centred)[:, None]
-        np.maximum(squared, 0, out=squared)
-        np.sqrt(squared, out=squared)
-        squared *= self.factor
-        return squared
+        return kernels.closeness(X - self.origin, self._minus_twice, self.norms, self.factor)
 
 
 _NODE_BLOCK = 1 << 20  # nodes checked at once: the checks' memory stays small
@@ -343,84 +324,9 @@ class RandomTrees:
 
     def __call__(self, X):
         X = X.astype(np.float32)  # scikit-learn's trees compare float32 inputs
-        rows = np.arange(X.shape[0])
-        out = np.empty((X.shape[0], self.lookup.shape[1]), dtype=np.float32)
-        out[:] = -self.shift
-        for root in self.roots:
-            node = np.full(X.shape[0], root, dtype=np.intp)
-            for _ in range(self.depth):
-                internal = self.feature[node] >= 0
-                if not internal.any():
-                    break
-                feature = np.where(internal, self.feature[node], 0)
-                right = X[rows, feature] > self.threshold[node]
-                node = np.where(internal, self.children[node, right.astype(np.intp)], node)
-            out += self.lookup[self.leaf_row[node]]
-        return out
-
-
-def nearest_landmarks(X, landmarks, landmark_norms, k, block=256):
-    """The ``k`` nearest landmarks of each row: ``(distances, indices)``,
-    nearest first, ties to the lower index; float64, brute force (one
-    matrix product and a partial sort), ``block`` rows at a time (fewer
-    where the landmarks are so many that the block's distance matrix would
-    pass ``4 * _BLOCK_ELEMENTS`` numbers), so that the distance matrix stays
-    small enough for the allocator to reuse. ``landmarks`` is a float64
-    array or a :class:`Float64Rows`."""
-    X = np.asarray(X, dtype=np.float64)
-    block = max(1, min(block, 4 * _BLOCK_ELEMENTS // max(landmarks.shape[0], 1)))
-    distances = np.empty((X.shape[0], k))
-    indices = np.empty((X.shape[0], k), dtype=np.intp)
-    for start in range(0, X.shape[0], block):
-        part = X[start : start + block]
-        squared = _products(part, landmarks)
-        squared *= -2.0
-        squared += landmark_norms
-        squared += np.einsum("ij,ij->i", part, part)[:, None]
-        np.maximum(squared, 0, out=squared)
-        if k < squared.shape[1]:
-            nearest = np.argpartition(squared, k - 1, axis=1)[:, :k]
-        else:
-            nearest = np.broadcast_to(np.arange(squared.shape[1]), squared.shape).copy()
-        rows = np.arange(part.shape[0])[:, None]
-        order = np.lexsort((nearest, squared[rows, nearest]), axis=1)
-        nearest = nearest[rows, order]
-        distances[start : start + block] = np.sqrt(squared[rows, nearest])
-        indices[start : start + block] = nearest
-    return distances, indices
-
-
-def kernel_weights(distances, scale, neighbour_scale):
-    """The Nystrom extension's weights of each row's nearest landmarks.
-
-    ``exp(-d**2 / (s_row * s_neighbour))``, normalized to sum to 1 over each
-    row; :class:`skquant.GraphProjection` and this runtime both call it. The
-    exponent is computed as ``(d / s_row) * (d / s_neighbour)``, which does
-    not overflow on the way, and each row's smallest is taken out before
-    ``exp`` (the normalization cancels it), so that a row far from every
-    landmark, whose every weight would underflow to 0 (and give 0/0), still
-    gets its nearest landmarks' weighted mean.
-
-    Parameters
-    ----------
-    distances : ndarray of shape (n_rows, k)
-        Distances to the nearest landmarks, float64.
-    scale : ndarray of shape (n_rows,)
-        Each row's local scale.
-    neighbour_scale : ndarray of shape (n_rows, k)
-        Each neighbouring landmark's scale.
-
-    Returns
-    -------
-    weights : ndarray of shape (n_rows, k)
-    """
-    with np.errstate(over="ignore"):
-        exponents = (distances / scale[:, None]) * (distances / neighbour_scale)
-    np.minimum(exponents, np.finfo(exponents.dtype).max, out=exponents)
-    exponents -= exponents.min(axis=1, keepdims=True)
-    weights = np.exp(-exponents, out=exponents)
-    weights /= weights.sum(axis=1, keepdims=True)
-    return weights
+        leaves = kernels.tree_leaves(X, self.feature, self.threshold, self.children,
+                                     self.roots, self.depth)
+        return kernels.leaf_lookup(self.leaf_row[leaves], self.lookup, self.shift)
 
 
 class Nystrom:
@@ -467,7 +373,7 @@ class Nystrom:
             X, self._landmarks, self.landmark_norms, self.n_neighbors)
         scale = np.maximum(distances[:, -1], self.floor)
         weights = kernel_weights(distances, scale, self.landmark_scale[nearest])
-        return np.einsum("ij,ijk->ik", weights.astype(np.float32), self.coordinates[nearest])
+        return kernels.nystrom(weights.astype(np.float32), self.coordinates[nearest])
 
 
 class MLP:
@@ -497,14 +403,10 @@ class MLP:
 
     def __call__(self, X):
         activations = ((X - self.mean) / self.scale).astype(np.float32)
-        last = len(self.weights) - 1
-        for i, (weights, bias) in enumerate(zip(self.weights, self.biases)):
-            activations = activations @ weights.T + bias
-            # a hidden layer's overflow would be hidden by the ReLU (-inf -> 0)
-            check_finite(activations, f"layer {i} of the classifier")
-            if i < last:
-                np.maximum(activations, 0, out=activations)
-        return activations
+        # a hidden layer's overflow would be hidden by the ReLU (-inf -> 0)
+        return kernels.dense_layers(
+            activations, [weights.T for weights in self.weights], self.biases,
+            check=lambda values, i: check_finite(values, f"layer {i} of the classifier"))
 
 
 STEPS = {

@@ -1,0 +1,234 @@
+"""The arithmetic of each step, written once.
+
+numpy-only, dtype-generic functions: each computes in the dtype of the
+arrays it is given. The estimators' ``transform`` / ``predict`` and the
+serving runtime (:mod:`skquant.runtime`) both call them, so that fitting
+and serving compute with the same code; the exporters to other runtimes
+(TFLite, ONNX) emit the same formulas, and a per-step parity test ties each
+emitter to its kernel. What each side does around a kernel is its own: the
+estimators validate their input and keep data near the float range in
+working units (a power-of-two scale); the runtime computes in float32 from
+stored (possibly int8) weights.
+
+This module imports numpy alone.
+"""
+
+import numpy as np
+
+# float64 elements a kernel converts at once (16 MiB)
+BLOCK_ELEMENTS = 1 << 21
+
+
+def clean(X, keep, fill, lower, upper):
+    """The Cleaner: keep some columns, impute non-finite values, clip.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    keep : ndarray of int
+        The kept columns.
+    fill, lower, upper : ndarray of shape (n_kept,)
+        Each kept column's imputed value and clipping bounds.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_kept)
+    """
+    kept = X[:, keep]
+    kept = np.where(np.isfinite(kept), kept, fill)
+    return np.clip(kept, lower, upper, out=kept)
+
+
+def linear(X, mean, components):
+    """``(X - mean) @ components.T``: PCA, random projection, LPP.
+
+    ``mean`` may be None (a map that is not centred).
+    """
+    if mean is not None:
+        X = X - mean
+    return X @ components.T
+
+
+def select(X, columns):
+    """Keep some columns (pivoted-QR selection)."""
+    return X[:, columns]
+
+
+def closeness(centred, minus_twice_prototypes, prototype_norms, factor):
+    """TSVQ: distance to every prototype, times ``factor`` (negative).
+
+    Parameters
+    ----------
+    centred : ndarray of shape (n_samples, n_features)
+        Rows minus the tree's origin (in the units the prototypes are in).
+    minus_twice_prototypes : ndarray of shape (n_features, n_prototypes)
+        ``-2`` times the prototypes (minus the origin), transposed.
+    prototype_norms : ndarray of shape (n_prototypes,)
+        Their squared norms.
+    factor : scalar
+        ``-1 / scale``.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_prototypes)
+    """
+    # |x - c|^2 = |x|^2 - 2 x.c + |c|^2, as one matrix product
+    squared = centred @ minus_twice_prototypes
+    squared += prototype_norms
+    squared += np.einsum("ij,ij->i", centred, centred)[:, None]
+    np.maximum(squared, 0, out=squared)
+    np.sqrt(squared, out=squared)
+    squared *= factor
+    return squared
+
+
+def tree_leaves(X, feature, threshold, children, roots, depth):
+    """Each row's leaf in every tree of a forest: ``(n_samples, n_trees)``.
+
+    The forest is stored as scikit-learn's trees are, one after another:
+    ``feature`` (negative at a leaf), ``threshold``, ``children`` (left,
+    right) and each tree's ``roots``; a row goes right where its value of
+    the node's feature is above the threshold. Walks ``depth`` levels.
+    """
+    rows = np.arange(X.shape[0])
+    leaves = np.empty((X.shape[0], len(roots)), dtype=np.intp)
+    for tree, root in enumerate(roots):
+        node = np.full(X.shape[0], root, dtype=np.intp)
+        for _ in range(depth):
+            internal = feature[node] >= 0
+            if not internal.any():
+                break
+            split = np.where(internal, feature[node], 0)
+            right = X[rows, split] > threshold[node]
+            node = np.where(internal, children[node, right.astype(np.intp)], node)
+        leaves[:, tree] = node
+    return leaves
+
+
+def leaf_lookup(leaves, lookup, shift):
+    """Random-trees embedding: each tree's leaf row of ``lookup``, summed,
+    minus ``shift``. ``leaves`` index rows of ``lookup``, one column per
+    tree; the output has ``lookup``'s dtype."""
+    out = np.empty((leaves.shape[0], lookup.shape[1]), dtype=lookup.dtype)
+    out[:] = -shift
+    for tree in range(leaves.shape[1]):
+        out += lookup[leaves[:, tree]]
+    return out
+
+
+def _products(X, landmarks):
+    """``X @ landmarks.T`` for an array, or for rows handed out in blocks
+    (an object with ``shape`` and ``blocks()``, see the runtime)."""
+    if isinstance(landmarks, np.ndarray):
+        return X @ landmarks.T
+    out = np.empty((X.shape[0], landmarks.shape[0]))
+    for start, rows in landmarks.blocks():
+        out[:, start : start + rows.shape[0]] = X @ rows.T
+    return out
+
+
+def _lowest_indices(squared, kth, k):
+    """Per row, the ``k`` smallest values' indices, ties to the lower index,
+    given each row's k-th smallest value ``kth``; in increasing index order."""
+    below = squared < kth[:, None]
+    tied = squared == kth[:, None]
+    slots = k - below.sum(axis=1)  # what the tied values fill, lowest first
+    chosen = below | (tied & (np.cumsum(tied, axis=1) <= slots[:, None]))
+    return np.nonzero(chosen)[1].reshape(len(squared), k)
+
+
+def nearest_landmarks(X, landmarks, landmark_norms, k, block=256):
+    """The ``k`` nearest landmarks of each row: ``(distances, indices)``,
+    nearest first, ties to the lower index; float64, brute force (one
+    matrix product and a partial sort), ``block`` rows at a time (fewer
+    where the landmarks are so many that the block's distance matrix would
+    pass ``4 * BLOCK_ELEMENTS`` numbers), so that the distance matrix stays
+    small enough for the allocator to reuse. ``landmarks`` is a float64
+    array, or rows handed out in blocks (the runtime's ``Float64Rows``)."""
+    X = np.asarray(X, dtype=np.float64)
+    block = max(1, min(block, 4 * BLOCK_ELEMENTS // max(landmarks.shape[0], 1)))
+    distances = np.empty((X.shape[0], k))
+    indices = np.empty((X.shape[0], k), dtype=np.intp)
+    for start in range(0, X.shape[0], block):
+        part = X[start : start + block]
+        squared = _products(part, landmarks)
+        squared *= -2.0
+        squared += landmark_norms
+        squared += np.einsum("ij,ij->i", part, part)[:, None]
+        np.maximum(squared, 0, out=squared)
+        rows = np.arange(part.shape[0])[:, None]
+        if k < squared.shape[1]:
+            # the k + 1 nearest, the (k+1)-th last: where it ties with the
+            # k-th, argpartition's choice among the tied is arbitrary, so
+            # those rows (rare: exactly equal distances) take the lowest
+            # indices
+            partition = np.argpartition(squared, k, axis=1)
+            nearest = partition[:, :k]
+            kth = squared[rows, nearest].max(axis=1)
+            tied = np.flatnonzero(kth == squared[rows[:, 0], partition[:, k]])
+            if tied.size:
+                nearest[tied] = _lowest_indices(squared[tied], kth[tied], k)
+        else:
+            nearest = np.broadcast_to(np.arange(squared.shape[1]), squared.shape).copy()
+        order = np.lexsort((nearest, squared[rows, nearest]), axis=1)
+        nearest = nearest[rows, order]
+        distances[start : start + block] = np.sqrt(squared[rows, nearest])
+        indices[start : start + block] = nearest
+    return distances, indices
+
+
+def kernel_weights(distances, scale, neighbour_scale):
+    """The Nystrom extension's weights of each row's nearest landmarks.
+
+    ``exp(-d**2 / (s_row * s_neighbour))``, normalized to sum to 1 over each
+    row. The exponent is computed as ``(d / s_row) * (d / s_neighbour)``,
+    which does not overflow on the way, and each row's smallest is taken out
+    before ``exp`` (the normalization cancels it), so that a row far from
+    every landmark, whose every weight would underflow to 0 (and give 0/0),
+    still gets its nearest landmarks' weighted mean.
+
+    Parameters
+    ----------
+    distances : ndarray of shape (n_rows, k)
+        Distances to the nearest landmarks, float64.
+    scale : ndarray of shape (n_rows,)
+        Each row's local scale.
+    neighbour_scale : ndarray of shape (n_rows, k)
+        Each neighbouring landmark's scale.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_rows, k)
+    """
+    with np.errstate(over="ignore"):
+        exponents = (distances / scale[:, None]) * (distances / neighbour_scale)
+    np.minimum(exponents, np.finfo(exponents.dtype).max, out=exponents)
+    exponents -= exponents.min(axis=1, keepdims=True)
+    weights = np.exp(-exponents, out=exponents)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights
+
+
+def nystrom(weights, neighbour_coordinates):
+    """The Nystrom extension: each row's weighted mean of its nearest
+    landmarks' coordinates, ``(n_rows, k)`` weights and ``(n_rows, k,
+    n_components)`` coordinates."""
+    return np.einsum("ij,ijk->ik", weights, neighbour_coordinates)
+
+
+def dense_layers(activations, kernels, biases, check=None):
+    """The MLP's forward pass from its (standardized) input to its logits:
+    ``x @ kernel + bias`` per layer, ReLU between layers.
+
+    ``kernels`` are ``(n_in, n_out)`` matrices; ``check(values, layer)``,
+    where given, is called on each layer's output before its ReLU (which
+    would hide an overflow to -inf).
+    """
+    last = len(kernels) - 1
+    for number, (kernel, bias) in enumerate(zip(kernels, biases)):
+        activations = activations @ kernel + bias
+        if check is not None:
+            check(activations, number)
+        if number < last:
+            np.maximum(activations, 0, out=activations)
+    return activations
