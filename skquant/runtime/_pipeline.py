@@ -144,8 +144,8 @@ class QuantizedPipeline:
         # whether no operation can overflow, whatever the (finite) input
         self._guarded = self._clip is not None and not any(op.check for op in self._plan)
         # rows per block: the widest step's working memory (and the output
-        # of the step before it) within _BLOCK_BYTES; a multiple of 256 rows,
-        # the graph step's own block, where it can be
+        # of the step before it) within _BLOCK_BYTES; a multiple of 256 rows
+        # (of the graph step's blocks of 128), where it can be
         per_row = 4 * self.n_features_in_ + 2 * max(step.row_bytes() for step in run)
         rows = max(1, _BLOCK_BYTES // per_row)
         self._block_rows = rows - rows % 256 if rows >= 256 else rows
