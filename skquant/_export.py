@@ -231,10 +231,14 @@ def _check_float32_conditioning(quantized):
         if not (isinstance(before, _steps.Clean) and isinstance(step, _steps.Linear)
                 and isinstance(after, _steps.MLP)):
             continue
-        bound = np.maximum(np.abs(before.lower), np.abs(before.upper)).astype(np.float64)
-        terms = np.abs(step.components.astype(np.float64)) @ (
-            bound + np.abs(step.mean.astype(np.float64)))
-        error = np.finfo(np.float32).eps * terms * np.sqrt(bound.size)
+        # the runtime subtracts the mean first (exact in float32), so the
+        # terms are the components times the spread around the mean
+        mean = step.mean.astype(np.float64)
+        spread = np.maximum(np.abs(before.lower - mean), np.abs(before.upper - mean))
+        if not np.all(np.isfinite(spread)):
+            continue  # no clipping bounds: nothing bounds the terms to judge
+        terms = np.abs(step.components.astype(np.float64)) @ spread
+        error = np.finfo(np.float32).eps * terms * np.sqrt(spread.size)
         relative = error / after.scale.astype(np.float64)
         worst = int(np.argmax(relative))
         if relative[worst] > _FLOAT32_NOISE:

@@ -352,7 +352,7 @@ for _step, _emitter in {
     _steps.Nystrom: _emit_nystrom,
     _steps.MLP: _emit_mlp,
 }.items():
-    register_emitter("onnx", _step, _emitter)
+    register_emitter("onnx", _step, _emitter, replace=False)
 del _step, _emitter
 _EMITTERS = _registry._EMITTERS["onnx"]
 """Runtime step class -> the emitter that writes its ONNX nodes (the registry's)."""

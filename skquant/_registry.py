@@ -53,20 +53,25 @@ def exporter_for(estimator):
         "one with skquant.register_step; see the developer guide.")
 
 
-def register_emitter(target, step_class, emitter):
-    """Register ``target``'s emitter for the runtime steps of ``step_class``."""
+def register_emitter(target, step_class, emitter, *, replace=True):
+    """Register ``target``'s emitter for the runtime steps of ``step_class``
+    (the built-ins register with ``replace=False``: a user's own, made
+    before the target's module was imported, stays)."""
     if target not in _EMITTERS:
         raise ValueError(f"Unknown export target {target!r}; choose one of "
                          f"{sorted(_EMITTERS)}.")
-    _EMITTERS[target][step_class] = emitter
+    if replace or step_class not in _EMITTERS[target]:
+        _EMITTERS[target][step_class] = emitter
 
 
 def emitter_for(target, step):
     """``target``'s emitter for a runtime step, or a TypeError naming both."""
     importlib.import_module(_TARGET_MODULES[target])  # registers the built-ins
-    for cls in type(step).__mro__:
-        if cls in _EMITTERS[target]:
-            return _EMITTERS[target][cls]
+    # the exact class: a subclass of a built-in step (registered as a kind
+    # of its own) computes its own __call__, which the parent's emitter
+    # would not
+    if type(step) in _EMITTERS[target]:
+        return _EMITTERS[target][type(step)]
     raise TypeError(
         f"skquant cannot export the runtime step {type(step).__name__} to "
         f"{_TARGET_NAMES[target]}: no {_TARGET_NAMES[target]} emitter is registered for it "

@@ -139,7 +139,7 @@ for _step, _emitter in {
     _steps.Nystrom: _emit_nystrom,
     _steps.MLP: _emit_mlp,
 }.items():
-    register_emitter("tflite", _step, _emitter)
+    register_emitter("tflite", _step, _emitter, replace=False)
 del _step, _emitter
 
 

@@ -137,6 +137,27 @@ def _lowest_indices(squared, kth, k):
     return np.nonzero(chosen)[1].reshape(len(squared), k)
 
 
+def smallest(values, k):
+    """Per row, the indices of the ``k`` smallest values, smallest first,
+    ties to the lower index (as a stable sort, and ONNX's TopK, give them),
+    by a partial sort."""
+    rows = np.arange(values.shape[0])[:, None]
+    if k < values.shape[1]:
+        # the k + 1 smallest, the (k+1)-th last: where it ties with the
+        # k-th, argpartition's choice among the tied is arbitrary, so those
+        # rows (rare: exactly equal values) take the lowest indices
+        partition = np.argpartition(values, k, axis=1)
+        nearest = partition[:, :k]
+        kth = values[rows, nearest].max(axis=1)
+        tied = np.flatnonzero(kth == values[rows[:, 0], partition[:, k]])
+        if tied.size:
+            nearest[tied] = _lowest_indices(values[tied], kth[tied], k)
+    else:
+        nearest = np.broadcast_to(np.arange(values.shape[1]), values.shape).copy()
+    order = np.lexsort((nearest, values[rows, nearest]), axis=1)
+    return nearest[rows, order]
+
+
 def nearest_landmarks(X, landmarks, landmark_norms, k, block=128):
     """The ``k`` nearest landmarks of each row: ``(distances, indices)``,
     nearest first, ties to the lower index; float64, brute force (one
@@ -159,22 +180,8 @@ def nearest_landmarks(X, landmarks, landmark_norms, k, block=128):
         squared += landmark_norms
         squared += np.einsum("ij,ij->i", part, part)[:, None]
         np.maximum(squared, 0, out=squared)
+        nearest = smallest(squared, k)
         rows = np.arange(part.shape[0])[:, None]
-        if k < squared.shape[1]:
-            # the k + 1 nearest, the (k+1)-th last: where it ties with the
-            # k-th, argpartition's choice among the tied is arbitrary, so
-            # those rows (rare: exactly equal distances) take the lowest
-            # indices
-            partition = np.argpartition(squared, k, axis=1)
-            nearest = partition[:, :k]
-            kth = squared[rows, nearest].max(axis=1)
-            tied = np.flatnonzero(kth == squared[rows[:, 0], partition[:, k]])
-            if tied.size:
-                nearest[tied] = _lowest_indices(squared[tied], kth[tied], k)
-        else:
-            nearest = np.broadcast_to(np.arange(squared.shape[1]), squared.shape).copy()
-        order = np.lexsort((nearest, squared[rows, nearest]), axis=1)
-        nearest = nearest[rows, order]
         distances[start : start + block] = np.sqrt(squared[rows, nearest])
         indices[start : start + block] = nearest
     return distances, indices

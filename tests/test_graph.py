@@ -205,3 +205,21 @@ def test_one_kernel_serves_rows_far_from_every_landmark():
     # ordinary rows: the plain formula, normalized
     plain = np.exp(-distances[1] ** 2)
     np.testing.assert_allclose(weights[1], plain / plain.sum(), rtol=1e-12)
+
+
+def test_rows_beyond_the_float_range_break_neighbour_ties_by_index(monkeypatch):
+    # a row so far away that every landmark is at the same distance (the
+    # wide-range path): its neighbours are the lowest-indexed, as for any
+    # other tie (argpartition alone picked others: 280-284 of 300)
+    from sklearn.datasets import make_blobs
+
+    X, _ = make_blobs(n_samples=300, n_features=3, centers=2, random_state=0)
+    projection = GraphProjection(2, n_neighbors=5, random_state=0).fit(X)
+    projection.transform(X[:1])
+    seen = []
+    interpolate = projection._interpolate
+    monkeypatch.setattr(projection, "_interpolate",
+                        lambda d, i, *rest: seen.append(i) or interpolate(d, i, *rest))
+    Z = projection._transform_wide_range(np.array([[1e300, 0.0, 0.0]]))
+    assert np.isfinite(Z).all()
+    assert seen[0].tolist() == [[0, 1, 2, 3, 4]]

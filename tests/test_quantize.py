@@ -643,3 +643,99 @@ def test_an_ill_conditioned_projection_is_refused():
                                          r"of its projection .*served predictions would be "
                                          r"noise.*choose another method"):
         quantize(pipe, dtype="float32")
+
+
+def _manifest_pipeline(d, steps, arrays, rng, n_classes=2, hidden=16):
+    """A QuantizedPipeline from steps' manifest entries and arrays, ending in
+    a random two-layer classifier."""
+    from skquant import QuantizedPipeline
+
+    width = arrays.pop("_width")
+    manifest = {"dtype": "float32", "n_features_in": d, "steps": steps + [
+        {"kind": "mlp", "prefix": "c.", "params": {"n_layers": 2}}]}
+    arrays.update({
+        "classes": np.arange(n_classes),
+        "c.input_mean": np.zeros(width, np.float32), "c.input_scale": np.ones(width, np.float32),
+        "c.weights0": rng.normal(size=(hidden, width)).astype(np.float32),
+        "c.bias0": np.zeros(hidden, np.float32),
+        "c.weights1": rng.normal(size=(n_classes, hidden)).astype(np.float32),
+        "c.bias1": np.zeros(n_classes, np.float32)})
+    return QuantizedPipeline(manifest, arrays)
+
+
+def test_the_fused_plan_keeps_float32_precision_on_data_with_an_offset():
+    # 20 columns at 1e6 +- 10: folding PCA's mean into the bias would compute
+    # x @ C at 1e6 (errors of 0.4); the plan subtracts it first, as the steps do
+    rng = np.random.default_rng(0)
+    d, offset = 20, 1e6
+    components = np.linalg.qr(rng.normal(size=(d, 2)))[0].T.astype(np.float32)
+    arrays = {"_width": 2, "a.keep": np.arange(d).astype(np.int16),
+              "a.fill": np.full(d, offset, np.float32),
+              "a.lower": np.full(d, offset - 10, np.float32),
+              "a.upper": np.full(d, offset + 10, np.float32),
+              "b.mean": np.full(d, offset, np.float32), "b.components": components}
+    model = _manifest_pipeline(d, [{"kind": "clean", "prefix": "a.", "params": {}},
+                                   {"kind": "linear", "prefix": "b.", "params": {}}],
+                               arrays, rng)
+    X = (offset + rng.normal(size=(2000, d))).astype(np.float32)
+    exact = (X.astype(np.float64) - offset) @ components.T.astype(np.float64)
+    np.testing.assert_allclose(model._run_steps(X)[1], exact, atol=1e-5)
+    np.testing.assert_allclose(model._logits(X), model._run_steps(X)[-1], rtol=1e-5, atol=1e-4)
+    # and quantize's conditioning check judges the terms around the mean
+    from skquant._export import _check_float32_conditioning
+
+    _check_float32_conditioning(model)
+    # without clipping bounds (clip_quantile=None) it cannot judge: accepted
+    arrays_unclipped = {"_width": 2, "a.keep": np.arange(d).astype(np.int16),
+                        "a.fill": np.zeros(d, np.float32),
+                        "a.lower": np.full(d, -np.inf, np.float32),
+                        "a.upper": np.full(d, np.inf, np.float32),
+                        "b.mean": np.zeros(d, np.float32), "b.components": components}
+    _check_float32_conditioning(_manifest_pipeline(
+        d, [{"kind": "clean", "prefix": "a.", "params": {}},
+            {"kind": "linear", "prefix": "b.", "params": {}}], arrays_unclipped, rng))
+
+
+def test_a_selection_before_the_closeness_step_is_gathered(fitted, digits_split):
+    # the closeness step reads every input column only right after the
+    # Cleaner (whose dropped columns are zero); after another selection
+    # (QR, here with a repeated column) the plan gathers first
+    rng = np.random.default_rng(0)
+    _, X_test, _, _ = digits_split
+    tsvq = fitted["tree", "tsvq"].named_steps["project"]
+    cleaner = fitted["tree", "tsvq"].named_steps["clean"]
+    kept = int(cleaner.support_.sum())
+    columns = np.r_[np.arange(kept - 1), 0].astype(np.int16)  # one column twice
+    arrays = {"_width": tsvq.n_components_}
+    steps = []
+    for prefix, (kind, params, values, _) in zip(
+            ("a.", "q.", "t."), (cleaner._export(), ("select", {}, {"columns": columns}, set()),
+                                 tsvq._export())):
+        steps.append({"kind": kind, "prefix": prefix, "params": params})
+        arrays.update({prefix + name: np.asarray(value, dtype=np.float32)
+                       if np.asarray(value).dtype.kind == "f" else value
+                       for name, value in values.items()})
+    model = _manifest_pipeline(64, steps, arrays, rng)
+    assert [type(op).__name__ for op in model._plan][:2] == ["_GatherOp", "DistanceOp"]
+    np.testing.assert_allclose(model._logits(X_test), model._run_steps(X_test)[-1],
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_a_fused_map_beyond_float32_falls_back_to_the_steps():
+    # the classifier's standardization (scale 1e-30) times its weights (1e10)
+    # is beyond float32 as one matrix; served step by step it is not
+    rng = np.random.default_rng(0)
+    arrays = {"_width": 2, "a.keep": np.arange(2).astype(np.int16),
+              "a.fill": np.zeros(2, np.float32), "a.lower": np.full(2, -1e-30, np.float32),
+              "a.upper": np.full(2, 1e-30, np.float32)}
+    model = _manifest_pipeline(2, [{"kind": "clean", "prefix": "a.", "params": {}}], arrays,
+                               rng, hidden=2)
+    model.arrays["c.input_scale"][:] = 1e-30
+    model.arrays["c.weights0"][:] = 1e10
+    from skquant import QuantizedPipeline
+
+    model = QuantizedPipeline(model.manifest, model.arrays)
+    assert [type(op).__name__ for op in model._plan] == ["StepOp", "StepOp"]
+    X = np.array([[1e-30, -1e-30], [0.0, 1e-30]], np.float32)
+    np.testing.assert_array_equal(model._logits(X), model._run_steps(X)[-1])
+    assert np.isfinite(model.predict_proba(X)).all()

@@ -226,3 +226,29 @@ def test_register_step_refuses_inconsistent_arguments(clean_registry):
         skquant.register_step(Square, _export_halve, onnx=_emit_square_onnx)
     with pytest.raises(ValueError, match="Unknown export target 'coreml'"):
         _registry.register_emitter("coreml", SquareStep, _emit_square_onnx)
+
+
+class Doubled(_steps.Linear):
+    """A user's step kind that reuses Linear's layout, with its own formula."""
+
+    def __call__(self, X):
+        return 2 * super().__call__(X)
+
+
+def test_a_subclass_of_a_built_in_step_runs_its_own_formula(clean_registry):
+    # neither fused as its parent (the serving plan) nor emitted as it (ONNX)
+    from skquant import QuantizedPipeline
+
+    skquant.register_step(Halve, _export_halve, kind="doubled", step=Doubled)
+    manifest = {"dtype": "float32", "n_features_in": 3, "steps": [
+        {"kind": "doubled", "prefix": "b.", "params": {}},
+        {"kind": "mlp", "prefix": "c.", "params": {"n_layers": 1}}]}
+    arrays = {"classes": np.array([0, 1]), "b.mean": np.zeros(3, np.float32),
+              "b.components": np.eye(2, 3, dtype=np.float32),
+              "c.input_mean": np.zeros(2, np.float32), "c.input_scale": np.ones(2, np.float32),
+              "c.weights0": np.eye(2, dtype=np.float32), "c.bias0": np.zeros(2, np.float32)}
+    model = QuantizedPipeline(manifest, arrays)
+    X = np.array([[1.0, 2.0, 3.0]], np.float32)
+    np.testing.assert_array_equal(model._logits(X), [[2.0, 4.0]])
+    with pytest.raises(TypeError, match="runtime step Doubled to ONNX"):
+        _registry.emitter_for("onnx", model._run[0])

@@ -402,10 +402,8 @@ class GraphProjection(BaseProjection):
         tiny = np.finfo(np.float64).smallest_subnormal
         landmarks = np.ldexp(np.asarray(self.landmarks_, dtype=np.float64), -halvings)
         distances = wide_range_distances(X, np.zeros(X.shape[1]), halvings, landmarks)
-        k = self.n_neighbors
-        nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]
+        nearest = kernels.smallest(distances, self.n_neighbors)  # ties: lower index
         rows = np.arange(X.shape[0])[:, None]
-        nearest = nearest[rows, np.lexsort((nearest, distances[rows, nearest]), axis=1)]
         return self._interpolate(
             distances[rows, nearest], nearest,
             max(float(np.ldexp(self._scale_floor, -halvings)), tiny),

@@ -17,7 +17,12 @@ them into a shorter list of operations that compute the same function:
   QR selection), the classifier's standardization and its first Dense
   layer; the closeness step's factor, and any later affine map, fold into
   the layer after them. A product is formed only where it costs no more
-  multiplications per row than the two maps it replaces;
+  multiplications per row than the two maps it replaces. A map's centre
+  (PCA's mean, the classifier's) stays a subtraction on the raw input
+  unless the Cleaner's bounds show the offset is small against the spread:
+  ``x @ M`` on data far from the origin would round away in float32 what
+  ``(x - mean) @ M`` keeps. A product that float32 cannot hold is not
+  formed (then the steps run as they are);
 - steps with no affine form (closeness, random trees, Nystrom) keep their
   own kernels, applied to the clipped rows.
 
@@ -41,11 +46,15 @@ _FOLD_LIMIT = 1 << 22
 
 
 class _Affine:
-    """``x @ matrix + bias`` (float64 while the plan is built), and the
-    names of the steps it computes, for error messages."""
+    """``(x - centre) @ matrix + bias`` (float64 while the plan is built;
+    ``centre`` None for 0), and the names of the steps it computes, for
+    error messages. The centre is kept apart from the bias: on inputs far
+    from the origin (data with an offset), ``x @ matrix`` in float32 would
+    round away what ``(x - centre)`` keeps exactly."""
 
-    def __init__(self, matrix, bias, names):
+    def __init__(self, matrix, bias, names, centre=None):
         self.matrix, self.bias, self.names = matrix, bias, list(names)
+        self.centre = centre if centre is not None and np.any(centre) else None
 
     @property
     def shape(self):
@@ -53,17 +62,37 @@ class _Affine:
 
     def then(self, other):
         """This map followed by ``other``, as one map."""
-        return _Affine(self.matrix @ other.matrix, self.bias @ other.matrix + other.bias,
-                       self.names + other.names)
+        matrix = self.matrix @ other.matrix
+        if other.centre is None:
+            return _Affine(matrix, self.bias @ other.matrix + other.bias,
+                           self.names + other.names, self.centre)
+        if self.centre is None and self.is_selection() and _unique(self.selected()):
+            # x[:, s] - c == (x - c placed at s)[:, s]: the centre moves back
+            centre = np.zeros(self.shape[0])
+            centre[self.selected()] = other.centre
+            return _Affine(matrix, other.bias, self.names + other.names, centre)
+        return _Affine(matrix, (self.bias - other.centre) @ other.matrix + other.bias,
+                       self.names + other.names, self.centre)
+
+    def without_centre(self):
+        """The same map with its centre folded into the bias."""
+        if self.centre is None:
+            return self
+        return _Affine(self.matrix, self.bias - self.centre @ self.matrix, self.names)
 
     def is_selection(self):
-        """Whether it only picks columns (one 1 per output, no bias)."""
+        """Whether it only picks columns (one 1 per output, no bias or centre)."""
         matrix = self.matrix
-        return (not self.bias.any() and bool(np.all((matrix == 0) | (matrix == 1)))
+        return (self.centre is None and not self.bias.any()
+                and bool(np.all((matrix == 0) | (matrix == 1)))
                 and bool(np.all(matrix.sum(axis=0) == 1)))
 
     def selected(self):
         return np.argmax(self.matrix, axis=0).astype(np.intp)
+
+
+def _unique(columns):
+    return np.unique(columns).size == len(columns)
 
 
 def _selection(columns, n_features, names=()):
@@ -78,18 +107,32 @@ def _describe(names):
 
 
 class AffineOp:
-    """One fused affine map in float32, ``x @ matrix + bias``, then a ReLU
-    where asked. ``check`` says whether its output can overflow (see _SAFE)."""
+    """One fused affine map in float32, ``(x - centre) @ matrix + bias``,
+    then a ReLU where asked. ``check`` says whether its output can overflow
+    (see _SAFE), from the float32 numbers it computes with; ``finite`` is
+    False where rounding the fused map to float32 overflowed (then the plan
+    is not used)."""
 
     def __init__(self, affine, relu, bound):
-        self.matrix = np.ascontiguousarray(affine.matrix, dtype=np.float32)
-        self.bias = affine.bias.astype(np.float32)
+        with np.errstate(over="ignore"):
+            self.matrix = np.ascontiguousarray(affine.matrix, dtype=np.float32)
+            self.bias = affine.bias.astype(np.float32)
+            self.centre = None if affine.centre is None else affine.centre.astype(np.float32)
+        self.finite = bool(np.isfinite(self.matrix).all() and np.isfinite(self.bias).all()
+                           and (self.centre is None or np.isfinite(self.centre).all()))
         self.relu, self.where = relu, _describe(affine.names)
         self.width = self.matrix.shape[1]
-        self.bound = None if bound is None else np.abs(affine.bias) + bound @ np.abs(affine.matrix)
+        self.bound = None
+        if bound is not None and self.finite:
+            spread = bound if self.centre is None else bound + np.abs(self.centre.astype(float))
+            with np.errstate(over="ignore", invalid="ignore"):
+                self.bound = (np.abs(self.bias.astype(float))
+                              + spread @ np.abs(self.matrix.astype(float)))
         self.check = self.bound is None or not self.bound.max(initial=0.0) < _SAFE
 
     def __call__(self, X):
+        if self.centre is not None:
+            X = X - self.centre
         out = X @ self.matrix
         out += self.bias
         if self.check:  # a hidden layer's -inf would be hidden by the ReLU
@@ -185,9 +228,9 @@ class StepOp:
 
 def _output_bound(step):
     """A bound of a step's output whatever its finite input, or None."""
-    if isinstance(step, Nystrom):  # a convex combination of the coordinates
+    if type(step) is Nystrom:  # a convex combination of the coordinates
         return np.abs(step.coordinates.astype(np.float64)).max(axis=0)
-    if isinstance(step, RandomTrees):  # one lookup row per tree, shifted
+    if type(step) is RandomTrees:  # one lookup row per tree, shifted
         largest = np.abs(step.lookup.astype(np.float64)).max(axis=0)
         return np.abs(step.shift.astype(np.float64)) + step.roots.size * largest
     return None
@@ -201,21 +244,22 @@ def _weight_elements(step):
 
 
 def _output_width(step):
-    if isinstance(step, Nystrom):
+    if type(step) is Nystrom:
         return step.coordinates.shape[1]
-    if isinstance(step, RandomTrees):
+    if type(step) is RandomTrees:
         return step.lookup.shape[1]
-    if isinstance(step, Clean):
+    if type(step) is Clean:
         return step.keep.size
     return None  # a user's step kind: unknown, so nothing after it folds by width
 
 
 def _step_affine(step, width, name):
     """The affine form of a step (float64), or None."""
-    if isinstance(step, Linear):
+    if type(step) is Linear:
         components = step.components.astype(np.float64)
-        return _Affine(components.T, -(step.mean.astype(np.float64) @ components.T), [name])
-    if isinstance(step, Select) and width is not None:
+        return _Affine(components.T, np.zeros(components.shape[0]), [name],
+                       centre=step.mean.astype(np.float64))
+    if type(step) is Select and width is not None:
         return _selection(step.columns, width, [name])
     return None
 
@@ -229,7 +273,7 @@ def _classifier_layers(mlp):
     ]
     first = layers[0]
     matrix = first.matrix / mlp.scale.astype(np.float64)[:, None]
-    layers[0] = _Affine(matrix, first.bias - mlp.mean.astype(np.float64) @ matrix, first.names)
+    layers[0] = _Affine(matrix, first.bias, first.names, centre=mlp.mean.astype(np.float64))
     return layers
 
 
@@ -259,6 +303,7 @@ def build_plan(steps, kinds, n_features):
         What runs after it, in order: each takes and returns a float32 block.
     """
     steps, kinds = list(steps), list(kinds)
+    _all_steps = (list(steps), list(kinds))
     if sum(_weight_elements(step) for step in steps) > _FOLD_LIMIT:
         # a model this large is bound by its arithmetic, not by calls, and
         # fused copies of its matrices would double its memory: its steps
@@ -266,23 +311,35 @@ def build_plan(steps, kinds, n_features):
         return None, [StepOp(step, None, f"{kind} step", reference=True)
                       for step, kind in zip(steps, kinds)]
     clip, bound, pending, width = None, None, None, n_features
-    if steps and isinstance(steps[0], Clean):
+    # (exact classes: a user's subclass of a step runs its own __call__)
+    clean_selection = None
+    if steps and type(steps[0]) is Clean:
         clean = steps.pop(0)
         kinds.pop(0)
         # the next step reads every column only where it is fused here
-        gather = not (steps and isinstance(steps[0], (Linear, Select, Closeness, MLP)))
+        gather = not (steps and type(steps[0]) in (Linear, Select, Closeness, MLP))
         clip = ClipOp(clean, n_features, gather)
         bound = clip.bound
         if gather:
             width = clean.keep.size
         else:
-            pending = _selection(clean.keep, n_features)
+            pending = clean_selection = _selection(clean.keep, n_features)
     operations = []
 
     def emit(operation):
         nonlocal bound, width
         operations.append(operation)
         bound, width = operation.bound, operation.width
+
+    def affine_op(affine, relu):
+        # on the raw (clipped) input, the centre folds into the bias only
+        # where the Cleaner's bounds show the offset is no larger than the
+        # spread around it (then float32 loses at most a few bits more);
+        # later, the input is a float32 result rounded at its own
+        # magnitude, and folding loses nothing
+        if operations or _offset_is_small(affine.centre, clip):
+            affine = affine.without_centre()
+        return AffineOp(affine, relu, bound)
 
     def flush():
         nonlocal pending
@@ -293,7 +350,7 @@ def build_plan(steps, kinds, n_features):
             elif pending.is_selection():
                 emit(_GatherOp(pending.selected(), bound))
             else:
-                emit(AffineOp(pending, False, bound))
+                emit(affine_op(pending, False))
         pending = None
 
     for step, kind in zip(steps, kinds):
@@ -307,8 +364,9 @@ def build_plan(steps, kinds, n_features):
             else:
                 flush()
                 pending = affine
-        elif isinstance(step, Closeness):
-            if pending is not None and pending.is_selection():
+        elif type(step) is Closeness:
+            if pending is not None and pending is clean_selection:
+                # every input column, the Cleaner's dropped ones zero
                 columns, width = pending.selected(), pending.shape[0]
                 pending = None
             else:
@@ -318,15 +376,15 @@ def build_plan(steps, kinds, n_features):
             emit(DistanceOp(step, columns, width, bound, name))
             n_out = step.prototypes.shape[0]
             pending = _Affine(np.eye(n_out) * float(step.factor), np.zeros(n_out), [name])
-        elif isinstance(step, MLP):
+        elif type(step) is MLP:
             layers = _classifier_layers(step)
             for number, layer in enumerate(layers):
                 relu = number < len(layers) - 1
                 if pending is not None and _worth_folding(pending, layer):
-                    emit(AffineOp(pending.then(layer), relu, bound))
+                    emit(affine_op(pending.then(layer), relu))
                 else:
                     flush()
-                    emit(AffineOp(layer, relu, bound))
+                    emit(affine_op(layer, relu))
                 pending = None
         else:
             columns = None
@@ -335,11 +393,29 @@ def build_plan(steps, kinds, n_features):
             flush()
             emit(StepOp(step, columns, name))
     flush()
+    if not all(getattr(operation, "finite", True) for operation in operations):
+        # a fused map beyond float32's range: the steps as they are
+        return None, [StepOp(step, None, f"{kind} step", reference=True)
+                      for step, kind in zip(*_all_steps)]
     return clip, operations
+
+
+def _offset_is_small(centre, clip):
+    """Whether folding ``centre`` into the bias keeps float32's precision on
+    the clipped input: every offset at most 4 times the column's spread."""
+    if centre is None:
+        return True
+    if clip is None or clip.gather:
+        return False
+    lower, upper = clip.lower.astype(np.float64), clip.upper.astype(np.float64)
+    spread = np.maximum(np.abs(lower - centre), np.abs(upper - centre))
+    return bool(np.all(np.isfinite(spread)) and np.all(np.abs(centre) <= 4 * spread))
 
 
 class _GatherOp:
     """Keep some columns."""
+
+    check = False  # a subset of finite values
 
     def __init__(self, columns, bound):
         self.columns, self.width = columns, columns.size
