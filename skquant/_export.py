@@ -131,8 +131,10 @@ def quantize(pipeline, dtype="int8", X_calibration=None):
     TypeError
         For a step that cannot be exported.
     ValueError
-        For an unknown ``dtype``, or a fitted value that the stored dtype
-        cannot hold (training data beyond float32's range, say).
+        For an unknown ``dtype``, a fitted value that the stored dtype
+        cannot hold (training data beyond float32's range, say), or a
+        projection so ill-conditioned that float32 would serve noise (an
+        LPP component in the data's null space).
 
     See Also
     --------
