@@ -26,7 +26,7 @@ _LAZY = {
     "export_tflite": "skquant._tflite",
     "export_onnx": "skquant._onnx",
     "run_onnx": "skquant._onnx",
-    "register_skl2onnx": "skquant._onnx",
+    "register_skl2onnx": "skquant._skl2onnx",
     "register_step": "skquant._registry",
     "QuantizedPipeline": "skquant.runtime",
     "load_quantized": "skquant.runtime",

@@ -439,11 +439,7 @@ def run_quantize(args):
     if args.format == "onnx":
         return _quantize_onnx(args)
     key = _read_key(args.key_file, inputs=(args.model, args.check))
-    model = load_model(args.model, allow_artifact=False, trust_pickle=args.trust_pickle)
-    check = None
-    if args.check:
-        X, y, names = read_table(args.check, args.label_column, require_label=True)
-        check = (_feature_frame(model, X, names, args.check), y)
+    model, check = _model_and_check_rows(args)
     try:
         quantized = quantize(model, dtype=args.dtype,
                              X_calibration=None if check is None else check[0])
@@ -468,6 +464,15 @@ def run_quantize(args):
     return 0
 
 
+def _model_and_check_rows(args):
+    """The pipeline to export, and the --check rows ``(X, y)`` or None."""
+    model = load_model(args.model, allow_artifact=False, trust_pickle=args.trust_pickle)
+    if not args.check:
+        return model, None
+    X, y, names = read_table(args.check, args.label_column, require_label=True)
+    return model, (_feature_frame(model, X, names, args.check), y)
+
+
 def _quantize_onnx(args):
     """``quantize --format onnx``: the pipeline as one ONNX file. Everything
     that can be refused without the model (the dtype, a key file, missing
@@ -488,11 +493,7 @@ def _quantize_onnx(args):
         _onnx._require("onnx", "onnxruntime")
     except ImportError as exc:
         raise CommandError(str(exc)) from None
-    model = load_model(args.model, allow_artifact=False, trust_pickle=args.trust_pickle)
-    check = None
-    if args.check:
-        X, y, names = read_table(args.check, args.label_column, require_label=True)
-        check = (_feature_frame(model, X, names, args.check), y)
+    model, check = _model_and_check_rows(args)
     try:
         _onnx.export_onnx(model, args.output, dtype=args.dtype,
                           X_calibration=None if check is None else check[0],

@@ -35,12 +35,12 @@ from sklearn.utils.extmath import svd_flip
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from .. import kernels
-from .._registry import index_dtype, register_export
+from .._registry import register_export
 from .._validation import safe_mean
 from ._base import BaseProjection
 from ._scaling import choose_exponent, peak_magnitude, to_unit, wide_range_distances
 from ._tree_structure import (
-    RoutingBlock, buckets, depths, float32_at_or_below, grow, leaf_order,
+    RoutingBlock, buckets, depths, forest_arrays, grow, leaf_order,
 )
 
 # Rows per streamed block (and routing call): up to 32,768, and at most
@@ -424,20 +424,8 @@ class TreeProjection(BaseProjection):
                 "origin": origin, "prototypes": self.cluster_centers_ - origin,
             }, {"prototypes"}
         trees = [tree.tree_ for tree in self.embedding_.estimators_]
-        offsets = np.cumsum([0] + [tree.node_count for tree in trees])
-        pairs = [np.column_stack([tree.children_left, tree.children_right]) for tree in trees]
-        index = index_dtype(offsets[-1])
         return "random_trees", {"depth": int(max(tree.max_depth for tree in trees))}, {
-            "feature": np.concatenate([tree.feature for tree in trees]).astype(index),
-            "threshold": float32_at_or_below(np.concatenate([t.threshold for t in trees])),
-            # children and leaf rows renumbered across the forest
-            "children": np.vstack([pair + np.where(pair >= 0, start, 0)
-                                   for pair, start in zip(pairs, offsets)]).astype(index),
-            "leaf_row": np.concatenate([
-                np.where(column >= 0, column + row, -1)
-                for column, row in zip(self._leaf_column, self._leaf_offsets)
-            ]).astype(index),
-            "roots": offsets[:-1].astype(index),
+            **forest_arrays(trees, self._leaf_column, self._leaf_offsets),
             # rows of the stored matrices are output channels: one int8
             # scale per output column of the lookup table
             "lookup": self._lookup.T,

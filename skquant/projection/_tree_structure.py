@@ -10,6 +10,8 @@ import heapq
 
 import numpy as np
 
+from .._registry import index_dtype
+
 
 # A split's 2-means iterates on at most this many of the node's rows, then
 # assigns all of them once: the split hyperplane is found as well from a
@@ -228,3 +230,25 @@ def float32_at_or_below(thresholds):
     above = rounded.astype(np.float64) > thresholds
     rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
     return rounded
+
+
+def forest_arrays(trees, leaf_column, leaf_offsets):
+    """scikit-learn trees (``tree_`` objects) as one forest of plain arrays,
+    node after node: ``feature``, ``threshold`` (float32, rounded down),
+    ``children`` and ``leaf_row`` (each leaf's row of the lookup table,
+    given per tree by ``leaf_column`` plus ``leaf_offsets``) renumbered
+    across the forest, and each tree's ``roots``."""
+    offsets = np.cumsum([0] + [tree.node_count for tree in trees])
+    pairs = [np.column_stack([tree.children_left, tree.children_right]) for tree in trees]
+    index = index_dtype(offsets[-1])
+    return {
+        "feature": np.concatenate([tree.feature for tree in trees]).astype(index),
+        "threshold": float32_at_or_below(np.concatenate([tree.threshold for tree in trees])),
+        "children": np.vstack([pair + np.where(pair >= 0, start, 0)
+                               for pair, start in zip(pairs, offsets)]).astype(index),
+        "leaf_row": np.concatenate([
+            np.where(column >= 0, column + row, -1)
+            for column, row in zip(leaf_column, leaf_offsets)
+        ]).astype(index),
+        "roots": offsets[:-1].astype(index),
+    }
