@@ -251,18 +251,20 @@ def _emit_nystrom(b, step, x):
     norms = _reduce(b, "ReduceSum", b.node("Mul", [landmarks, landmarks],
                                            "nystrom_landmark_squares"), 0,
                     "nystrom_norms", keepdims=0)
-    squared = b.node("MatMul", [x64, landmarks], "nystrom_products")
-    squared = b.node("Mul", [squared, b.constant(np.float64(-2.0), "nystrom_minus_two")],
-                     "nystrom_doubled")
-    squared = b.node("Add", [squared, norms], "nystrom_plus_norms")
+    ranks = b.node("MatMul", [x64, landmarks], "nystrom_products")
+    ranks = b.node("Mul", [ranks, b.constant(np.float64(-2.0), "nystrom_minus_two")],
+                   "nystrom_doubled")
+    # ranked by |l|^2 - 2 x.l, as the kernel ranks them; the row's own
+    # squared norm added to the k chosen
+    ranks = b.node("Add", [ranks, norms], "nystrom_ranks")
+    k = b.constant(np.array([step.n_neighbors], dtype=np.int64), "nystrom_k")
+    nearest_ranks, nearest = b.node("TopK", [ranks, k], "nystrom_nearest", n_outputs=2,
+                                    axis=1, largest=0, sorted=1)
     own = _reduce(b, "ReduceSum", b.node("Mul", [x64, x64], "nystrom_squares"), 1,
                   "nystrom_own_norms")
-    squared = b.node("Add", [squared, own], "nystrom_squared")
-    squared = b.node("Max", [squared, b.constant(np.float64(0), "nystrom_zero")],
-                     "nystrom_floored")
-    k = b.constant(np.array([step.n_neighbors], dtype=np.int64), "nystrom_k")
-    nearest_squared, nearest = b.node("TopK", [squared, k], "nystrom_nearest", n_outputs=2,
-                                      axis=1, largest=0, sorted=1)
+    nearest_squared = b.node("Max", [b.node("Add", [nearest_ranks, own], "nystrom_squared"),
+                                     b.constant(np.float64(0), "nystrom_zero")],
+                             "nystrom_floored")
     distance = b.node("Sqrt", [nearest_squared], "nystrom_distance")
     last = b.constant(np.array([step.n_neighbors - 1], dtype=np.int64), "nystrom_last")
     farthest = b.node("Gather", [distance, last], "nystrom_farthest", axis=1)

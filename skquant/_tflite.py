@@ -101,10 +101,10 @@ def _emit_nystrom(tf, step):
     k, floor = step.n_neighbors, float(step.floor)
 
     def nystrom(x):
-        squared = -2.0 * tf.matmul(x, landmarks) + norms
-        squared += tf.reduce_sum(x * x, axis=1, keepdims=True)
-        negative, nearest = tf.math.top_k(-tf.maximum(squared, 0.0), k=k)
-        distance = tf.sqrt(-negative)
+        # ranked by |l|^2 - 2 x.l, as the kernel ranks them
+        negative, nearest = tf.math.top_k(2.0 * tf.matmul(x, landmarks) - norms, k=k)
+        squared = tf.reduce_sum(x * x, axis=1, keepdims=True) - negative
+        distance = tf.sqrt(tf.maximum(squared, 0.0))
         scale = tf.maximum(distance[:, -1:], floor)
         weights = tf.exp(-tf.square(distance) / (scale * tf.gather(scales, nearest)))
         weights /= tf.reduce_sum(weights, axis=1, keepdims=True)

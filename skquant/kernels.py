@@ -36,7 +36,10 @@ def clean(X, keep, fill, lower, upper):
     """
     kept = X[:, keep]
     kept = np.where(np.isfinite(kept), kept, fill)
-    return np.clip(kept, lower, upper, out=kept)
+    # maximum then minimum: np.clip's, without its wrapper's cost (a third
+    # of a one-row call)
+    np.maximum(kept, lower, out=kept)
+    return np.minimum(kept, upper, out=kept)
 
 
 def linear(X, mean, components):
@@ -137,10 +140,14 @@ def _lowest_indices(squared, kth, k):
     return np.nonzero(chosen)[1].reshape(len(squared), k)
 
 
-def smallest(values, k):
+def smallest(values, k, *, with_values=False):
     """Per row, the indices of the ``k`` smallest values, smallest first,
     ties to the lower index (as a stable sort, and ONNX's TopK, give them),
-    by a partial sort."""
+    by a partial sort; with ``with_values``, ``(indices, those values)``."""
+    if values.shape[0] == 1 and k < values.shape[1]:
+        # one row (serving): the same in 1-D, where indexing costs a fifth
+        nearest, chosen = _smallest_of_row(values[0], k)
+        return (nearest[None], chosen[None]) if with_values else nearest[None]
     rows = np.arange(values.shape[0])[:, None]
     if k < values.shape[1]:
         # the k + 1 smallest, the (k+1)-th last: where it ties with the
@@ -148,14 +155,36 @@ def smallest(values, k):
         # rows (rare: exactly equal values) take the lowest indices
         partition = np.argpartition(values, k, axis=1)
         nearest = partition[:, :k]
-        kth = values[rows, nearest].max(axis=1)
+        chosen = values[rows, nearest]
+        kth = chosen.max(axis=1)
         tied = np.flatnonzero(kth == values[rows[:, 0], partition[:, k]])
         if tied.size:
             nearest[tied] = _lowest_indices(values[tied], kth[tied], k)
+            chosen[tied] = values[tied[:, None], nearest[tied]]
     else:
         nearest = np.broadcast_to(np.arange(values.shape[1]), values.shape).copy()
-    order = np.lexsort((nearest, values[rows, nearest]), axis=1)
+        chosen = values.copy()
+    order = np.lexsort((nearest, chosen), axis=1)
+    if with_values:
+        return nearest[rows, order], chosen[rows, order]
     return nearest[rows, order]
+
+
+def _smallest_of_row(values, k):
+    """:func:`smallest` of one row (1-D ``values``, ``k`` below their size)."""
+    partition = np.argpartition(values, k)
+    # the k + 1 smallest in order (value, then index): where the k-th ties
+    # with the (k+1)-th, argpartition may have left out a lower tied index
+    candidates = partition[: k + 1]
+    found = values[candidates]
+    order = np.lexsort((candidates, found))
+    candidates, found = candidates[order], found[order]
+    if found[k - 1] == found[k]:
+        nearest = _lowest_indices(values[None], found[k - 1 : k], k)[0]
+        chosen = values[nearest]
+        order = np.lexsort((nearest, chosen))
+        return nearest[order], chosen[order]
+    return candidates[:k], found[:k]
 
 
 def nearest_landmarks(X, landmarks, landmark_norms, k, block=128):
@@ -166,25 +195,34 @@ def nearest_landmarks(X, landmarks, landmark_norms, k, block=128):
     pass ``4 * BLOCK_ELEMENTS`` numbers), so that the distance matrix stays
     small enough for the allocator to reuse (128 rows of a few thousand
     distances stay within a core's cache: at 1,347 landmarks 10% faster than
-    256). ``landmarks`` is a float64
-    array, or rows handed out in blocks (the runtime's ``Float64Rows``)."""
+    256). ``landmarks`` is a float64 array, or rows handed out in blocks
+    (the runtime's ``Float64Rows``).
+
+    The landmarks are ranked by ``|l|^2 - 2 x.l``, which orders them as
+    ``|x - l|^2`` does (``|x|^2`` is the row's constant); the row's own
+    squared norm is added to the ``k`` chosen only, which spares two passes
+    over the distance matrix.
+    """
     X = np.asarray(X, dtype=np.float64)
     block = max(1, min(block, 4 * BLOCK_ELEMENTS // max(landmarks.shape[0], 1)))
+    if X.shape[0] <= block:  # one block (a single row, in serving): no copies
+        return _nearest_block(X, landmarks, landmark_norms, k)
     distances = np.empty((X.shape[0], k))
     indices = np.empty((X.shape[0], k), dtype=np.intp)
     for start in range(0, X.shape[0], block):
-        part = X[start : start + block]
-        # -2 x.l as (-2 x).l: the same numbers (a power of two scales
-        # exactly), a pass over the block's distance matrix fewer
-        squared = _products(part * -2.0, landmarks)
-        squared += landmark_norms
-        squared += np.einsum("ij,ij->i", part, part)[:, None]
-        np.maximum(squared, 0, out=squared)
-        nearest = smallest(squared, k)
-        rows = np.arange(part.shape[0])[:, None]
-        distances[start : start + block] = np.sqrt(squared[rows, nearest])
-        indices[start : start + block] = nearest
+        distances[start : start + block], indices[start : start + block] = _nearest_block(
+            X[start : start + block], landmarks, landmark_norms, k)
     return distances, indices
+
+
+def _nearest_block(X, landmarks, landmark_norms, k):
+    # -2 x.l as (-2 x).l: the same numbers (a power of two scales exactly)
+    ranks = _products(X * -2.0, landmarks)
+    ranks += landmark_norms
+    nearest, squared = smallest(ranks, k, with_values=True)
+    squared += np.einsum("ij,ij->i", X, X)[:, None]
+    np.maximum(squared, 0, out=squared)
+    return np.sqrt(squared, out=squared), nearest
 
 
 def kernel_weights(distances, scale, neighbour_scale):
@@ -211,10 +249,12 @@ def kernel_weights(distances, scale, neighbour_scale):
     weights : ndarray of shape (n_rows, k)
     """
     with np.errstate(over="ignore"):
-        exponents = (distances / scale[:, None]) * (distances / neighbour_scale)
+        exponents = distances / scale[:, None]
+        exponents *= distances / neighbour_scale
     np.minimum(exponents, np.finfo(exponents.dtype).max, out=exponents)
-    exponents -= exponents.min(axis=1, keepdims=True)
-    weights = np.exp(-exponents, out=exponents)
+    # exp(smallest - exponent): at most 1, the nearest's 1
+    weights = np.subtract(exponents.min(axis=1, keepdims=True), exponents, out=exponents)
+    np.exp(weights, out=weights)
     weights /= weights.sum(axis=1, keepdims=True)
     return weights
 

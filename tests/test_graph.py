@@ -207,10 +207,12 @@ def test_one_kernel_serves_rows_far_from_every_landmark():
     np.testing.assert_allclose(weights[1], plain / plain.sum(), rtol=1e-12)
 
 
-def test_rows_beyond_the_float_range_break_neighbour_ties_by_index(monkeypatch):
-    # a row so far away that every landmark is at the same distance (the
-    # wide-range path): its neighbours are the lowest-indexed, as for any
-    # other tie (argpartition alone picked others: 280-284 of 300)
+def test_rows_beyond_the_float_range_find_their_nearest_landmarks(monkeypatch):
+    # a row so far away that its distances to every landmark round to the
+    # same number (the wide-range path): the landmarks are ranked without
+    # the row's own squared norm, so its neighbours are still the nearest
+    # ones (those furthest along its direction), not a tie broken by index
+    # (which picked landmarks 0-4 before)
     from sklearn.datasets import make_blobs
 
     X, _ = make_blobs(n_samples=300, n_features=3, centers=2, random_state=0)
@@ -222,4 +224,9 @@ def test_rows_beyond_the_float_range_break_neighbour_ties_by_index(monkeypatch):
                         lambda d, i, *rest: seen.append(i) or interpolate(d, i, *rest))
     Z = projection._transform_wide_range(np.array([[1e300, 0.0, 0.0]]))
     assert np.isfinite(Z).all()
-    assert seen[0].tolist() == [[0, 1, 2, 3, 4]]
+    furthest = np.argsort(-projection.landmarks_[:, 0], kind="stable")[:5]
+    assert seen[0].tolist() == [furthest.tolist()]
+    # the same neighbours as the ordinary path finds for a row within range
+    seen.clear()
+    projection.transform(np.array([[1e100, 0.0, 0.0]]))
+    assert seen[0].tolist() == [furthest.tolist()]

@@ -584,6 +584,18 @@ def test_the_fused_plan_computes_what_the_steps_do(fitted, digits_split, family,
         shapes = [op.matrix.shape for op in served._plan]
         assert shapes == ([(64, 64), (64, 10)] if method == "qr"
                           else [(64, 16), (16, 64), (64, 10)]), shapes
+    if method == "spectral":
+        # the first layer folds into the landmarks' coordinates (a weighted
+        # mean commutes with an affine map), the Cleaner only clips
+        assert [type(op).__name__ for op in served._plan] == ["NystromOp", "AffineOp"]
+        assert not served._clip.gather and served._plan[0].relu
+        n_landmarks = served._run[1].coordinates.shape[0]
+        assert served._plan[0].values.shape == (n_landmarks, 64)
+    if method == "tsvq":
+        # digits' pixels lie near the tree's origin: the distances to the raw
+        # prototypes, without the subtraction
+        assert type(served._plan[0]).__name__ == "DistanceOp"
+        assert served._plan[0].origin is None
 
 
 def test_a_projection_and_first_layer_fold_where_that_is_cheaper(digits_split):

@@ -401,11 +401,10 @@ class GraphProjection(BaseProjection):
         halvings = 1 + int(np.ceil(0.5 * np.log2(X.shape[1])))
         tiny = np.finfo(np.float64).smallest_subnormal
         landmarks = np.ldexp(np.asarray(self.landmarks_, dtype=np.float64), -halvings)
-        distances = wide_range_distances(X, np.zeros(X.shape[1]), halvings, landmarks)
-        nearest = kernels.smallest(distances, self.n_neighbors)  # ties: lower index
-        rows = np.arange(X.shape[0])[:, None]
+        distances, nearest = wide_range_distances(
+            X, np.zeros(X.shape[1]), halvings, landmarks, k=self.n_neighbors)
         return self._interpolate(
-            distances[rows, nearest], nearest,
+            distances, nearest,
             max(float(np.ldexp(self._scale_floor, -halvings)), tiny),
             np.maximum(np.ldexp(self.landmark_scale_, -halvings), tiny),
         )

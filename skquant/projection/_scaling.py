@@ -16,6 +16,8 @@ overflowed.
 
 import numpy as np
 
+from .. import kernels
+
 # Data whose largest magnitude lies within 2**(+-_BAND) of 1 are used as
 # they are: their squares, summed over up to 2**40 terms, stay finite and
 # normal in the dtype (float32: 2**(2*40 + 40) < 2**128).
@@ -91,13 +93,19 @@ def wide_range_affine(X, shift, matrix):
         return np.ldexp(product, rows + columns)
 
 
-def wide_range_distances(X, shift, exponent, points):
+def wide_range_distances(X, shift, exponent, points, k=None):
     """Euclidean distances from the rows ``(X - shift) / 2**exponent`` to
     ``points`` (already in those units), in float64, overflow-free.
 
     Each row is scaled by its own power of two (with the points), so that
     no square overflows or underflows to zero; a distance is infinite only
     where its true value exceeds the float64 range.
+
+    With ``k``, only each row's ``k`` nearest points: ``(distances,
+    indices)``, nearest first, ties to the lower index, ranked as
+    :func:`skquant.kernels.nearest_landmarks` ranks them (by ``|p|^2 - 2
+    x.p``, without the row's own squared norm, which would round away the
+    differences of a row far from every point).
     """
     X = np.asarray(X, dtype=np.float64)
     points = np.asarray(points, dtype=np.float64)
@@ -111,8 +119,13 @@ def wide_range_distances(X, shift, exponent, points):
     relative = point_exponent - rows  # <= 0
     squared = np.ldexp(scaled @ points.T, relative)
     squared *= -2.0
-    squared += np.einsum("ij,ij->i", scaled, scaled)[:, None]
     squared += np.ldexp(np.einsum("ij,ij->i", points, points)[None, :], 2 * relative)
+    own = np.einsum("ij,ij->i", scaled, scaled)[:, None]
+    nearest = None
+    if k is not None:
+        nearest, squared = kernels.smallest(squared, k, with_values=True)
+    squared += own
     np.maximum(squared, 0, out=squared)
     with np.errstate(over="ignore"):
-        return np.ldexp(np.sqrt(squared), rows)
+        distances = np.ldexp(np.sqrt(squared), rows)
+    return distances if k is None else (distances, nearest)

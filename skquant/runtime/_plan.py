@@ -34,6 +34,7 @@ float32's range is checked, as the steps are.
 
 import numpy as np
 
+from .. import kernels
 from ._steps import Clean, Closeness, Linear, MLP, Nystrom, RandomTrees, Select, check_finite
 
 # float32 values an operation may reach without any chance of overflow: a
@@ -176,18 +177,28 @@ class DistanceOp:
     Cleaner's dropped ones are zero there, in ``origin`` and in the
     prototypes."""
 
-    def __init__(self, closeness, columns, width, bound, where):
+    def __init__(self, closeness, columns, width, bound, where, clip=None):
         self.origin = np.zeros(width, dtype=np.float32)
         self.origin[columns] = closeness.origin
         prototypes = np.zeros((closeness.prototypes.shape[0], width), dtype=np.float32)
         prototypes[:, columns] = closeness.prototypes
-        self.minus_twice = np.ascontiguousarray(-2.0 * prototypes.T)
         self.norms = closeness.norms
+        if clip is not None and not clip.gather and _offset_is_small(
+                self.origin.astype(np.float64), clip):
+            # on the clipped raw input, where the Cleaner's bounds show the
+            # origin is small against the spread: distances to the raw
+            # prototypes, a subtraction fewer (the origin cancels)
+            raw = (prototypes.astype(np.float64) + self.origin).astype(np.float32)
+            if np.isfinite(raw).all() and np.isfinite(np.einsum("ij,ij->i", raw, raw)).all():
+                prototypes, self.origin = raw, None
+                self.norms = np.einsum("ij,ij->i", raw, raw)
+        self.minus_twice = np.ascontiguousarray(-2.0 * prototypes.T)
         self.where, self.width = where, prototypes.shape[0]
         self.bound, self.check = None, True
         if bound is not None:
             # every term of the squared distance, and the distance, bounded
-            spread = bound + np.abs(self.origin.astype(np.float64))
+            spread = bound if self.origin is None else (
+                bound + np.abs(self.origin.astype(np.float64)))
             magnitude = np.abs(prototypes.astype(np.float64))
             squared = spread @ spread
             terms = squared + 2 * magnitude @ spread + self.norms.astype(np.float64)
@@ -195,7 +206,7 @@ class DistanceOp:
             self.check = not terms.max(initial=0.0) < _SAFE
 
     def __call__(self, X):
-        centred = X - self.origin
+        centred = X if self.origin is None else X - self.origin
         squared = centred @ self.minus_twice
         squared += self.norms
         squared += np.einsum("ij,ij->i", centred, centred)[:, None]
@@ -223,6 +234,44 @@ class StepOp:
         out = self.step(X)
         if self.check:
             check_finite(out, self.where)
+        return out
+
+
+class NystromOp:
+    """The graph step: each row's kernel-weighted mean of its nearest
+    landmarks' ``values``: their coordinates, or those mapped by the affine
+    map after the step (see :meth:`fold`), then a ReLU where asked.
+    ``columns``: the step's input columns, or None."""
+
+    def __init__(self, step, columns, where):
+        self.step, self.columns, self.where = step, columns, where
+        self.values, self.relu = step.coordinates, False
+        self.bound = _output_bound(step)
+        self.width = self.values.shape[1]
+        self.finite = True
+        self.check = self.bound is None or not self.bound.max() < _SAFE
+
+    def fold(self, affine, relu):
+        """Apply ``affine`` (no centre) to every landmark's values: the
+        weighted mean of the mapped values is the mapped weighted mean."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = self.values.astype(np.float64) @ affine.matrix + affine.bias
+        self.values = values.astype(np.float32)
+        self.finite = bool(np.isfinite(self.values).all())
+        self.relu, self.width = relu, self.values.shape[1]
+        self.where = _describe([self.where] + affine.names)
+        self.bound = np.abs(self.values.astype(np.float64)).max(axis=0)
+        self.check = not self.bound.max(initial=0.0) < _SAFE
+
+    def __call__(self, X):
+        if self.columns is not None:
+            X = X[:, self.columns]
+        weights, nearest = self.step.neighbours(X)
+        out = kernels.nystrom(weights, self.values[nearest])
+        if self.check:
+            check_finite(out, self.where)
+        if self.relu:
+            np.maximum(out, 0, out=out)
         return out
 
 
@@ -317,7 +366,7 @@ def build_plan(steps, kinds, n_features):
         clean = steps.pop(0)
         kinds.pop(0)
         # the next step reads every column only where it is fused here
-        gather = not (steps and type(steps[0]) in (Linear, Select, Closeness, MLP))
+        gather = not (steps and type(steps[0]) in (Linear, Select, Closeness, MLP, Nystrom))
         clip = ClipOp(clean, n_features, gather)
         bound = clip.bound
         if gather:
@@ -373,19 +422,36 @@ def build_plan(steps, kinds, n_features):
                 flush()
                 width = step.origin.size
                 columns = np.arange(width)
-            emit(DistanceOp(step, columns, width, bound, name))
+            emit(DistanceOp(step, columns, width, bound, name,
+                            clip if not operations else None))
             n_out = step.prototypes.shape[0]
             pending = _Affine(np.eye(n_out) * float(step.factor), np.zeros(n_out), [name])
         elif type(step) is MLP:
             layers = _classifier_layers(step)
             for number, layer in enumerate(layers):
                 relu = number < len(layers) - 1
-                if pending is not None and _worth_folding(pending, layer):
+                if pending is None and operations and type(operations[-1]) is NystromOp \
+                        and operations[-1].values is operations[-1].step.coordinates:
+                    # a weighted mean commutes with an affine map (the
+                    # weights sum to 1): the layer applied to every
+                    # landmark's coordinates once, at load
+                    operations[-1].fold(layer.without_centre(), relu)
+                    bound, width = operations[-1].bound, operations[-1].width
+                elif pending is not None and _worth_folding(pending, layer):
                     emit(affine_op(pending.then(layer), relu))
                 else:
                     flush()
                     emit(affine_op(layer, relu))
                 pending = None
+        elif type(step) is Nystrom:
+            # after the Cleaner: its clip over every column, then the kept
+            # ones gathered here (cheaper than the Cleaner's own gather,
+            # which imputes on every call)
+            columns = None
+            if pending is not None and pending.is_selection():
+                columns, pending = pending.selected(), None
+            flush()
+            emit(NystromOp(step, columns, name))
         else:
             columns = None
             if pending is not None and pending.is_selection():

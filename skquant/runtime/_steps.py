@@ -350,6 +350,11 @@ class Nystrom:
     def __init__(self, params, get):
         # float64 distances without a float64 copy of many landmarks
         self._landmarks = get.float64_rows("landmarks")
+        # what the search reads: the float64 array itself where it is kept
+        # whole (no per-call copy into blocks)
+        self._searched = self._landmarks._whole
+        if self._searched is None:
+            self._searched = self._landmarks
         self.landmark_norms = np.concatenate(
             [np.einsum("ij,ij->i", rows, rows) for _, rows in self._landmarks.blocks()])
         self.landmark_scale = get("landmark_scale", np.float64)
@@ -368,12 +373,18 @@ class Nystrom:
         # neighbours' weights, indices and coordinates
         return 24 * n_landmarks + self.n_neighbors * (40 + 4 * n_out)
 
-    def __call__(self, X):
+    def neighbours(self, X):
+        """Each row's nearest landmarks and their weights (float32, summing
+        to 1): ``(weights, indices)``."""
         distances, nearest = nearest_landmarks(
-            X, self._landmarks, self.landmark_norms, self.n_neighbors)
+            X, self._searched, self.landmark_norms, self.n_neighbors)
         scale = np.maximum(distances[:, -1], self.floor)
         weights = kernel_weights(distances, scale, self.landmark_scale[nearest])
-        return kernels.nystrom(weights.astype(np.float32), self.coordinates[nearest])
+        return weights.astype(np.float32), nearest
+
+    def __call__(self, X):
+        weights, nearest = self.neighbours(X)
+        return kernels.nystrom(weights, self.coordinates[nearest])
 
 
 class MLP:
