@@ -24,7 +24,10 @@ them into a shorter list of operations that compute the same function:
   ``(x - mean) @ M`` keeps. A product that float32 cannot hold is not
   formed (then the steps run as they are);
 - steps with no affine form (closeness, random trees, Nystrom) keep their
-  own kernels, applied to the clipped rows.
+  own kernels, applied to the clipped rows; the affine map after the graph
+  step (the classifier's first layer) is applied to every landmark's
+  coordinates once, here: the step's output is a weighted mean with
+  weights summing to 1, which commutes with an affine map.
 
 The result equals the step-by-step one up to float32 rounding (the fused
 matrices are rounded once instead of each map's product being rounded).
