@@ -16,6 +16,7 @@ _LAZY = {
     "ColumnProjection": "skquant.projection",
     "TreeProjection": "skquant.projection",
     "GraphProjection": "skquant.projection",
+    "UnionProjection": "skquant.projection",
     "KerasMLPClassifier": "skquant.neural",
     "make_quant_pipeline": "skquant.pipeline",
     "fit_stream": "skquant._stream",

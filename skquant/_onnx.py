@@ -308,6 +308,11 @@ def _emit_mlp(b, step, x):
     return activations
 
 
+def _emit_union(b, step, x):
+    linear, graph = _emit_linear(b, step.linear, x), _emit_nystrom(b, step.graph, x)
+    return b.node("Concat", [linear, graph], "union_features", axis=1)
+
+
 for _step, _emitter in {
     _steps.Clean: _emit_clean,
     _steps.Linear: _emit_linear,
@@ -315,6 +320,7 @@ for _step, _emitter in {
     _steps.Closeness: _emit_closeness,
     _steps.RandomTrees: _emit_random_trees,
     _steps.Nystrom: _emit_nystrom,
+    _steps.Union: _emit_union,
     _steps.MLP: _emit_mlp,
 }.items():
     register_emitter("onnx", _step, _emitter, replace=False)

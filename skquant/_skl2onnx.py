@@ -53,14 +53,9 @@ class _ContainerBuilder(_Builder):
         return outputs[0] if n_outputs == 1 else outputs
 
 
-_ALIASES = {
-    "Cleaner": "SkquantCleaner",
-    "ColumnProjection": "SkquantColumnProjection",
-    "TreeProjection": "SkquantTreeProjection",
-    "GraphProjection": "SkquantGraphProjection",
-    "KerasMLPClassifier": "SkquantKerasMLPClassifier",
-    "OutlierFilter": "SkquantOutlierFilter",
-}
+def _alias(cls):
+    """skl2onnx's name for a skquant estimator class."""
+    return f"Skquant{cls.__name__}"
 
 
 def _runtime_step(estimator):
@@ -119,7 +114,7 @@ def _label_tensor_type(classes):
 def _parse_classifier(scope, model, inputs, custom_parsers=None):
     from skl2onnx.common.data_types import FloatTensorType
 
-    operator = scope.declare_local_operator(_ALIASES[type(model).__name__], model)
+    operator = scope.declare_local_operator(_alias(type(model)), model)
     operator.inputs = inputs
     operator.outputs.append(scope.declare_local_variable(
         _LABEL, _label_tensor_type(model.classes_)([None])))
@@ -204,20 +199,21 @@ def register_skl2onnx():
     skl2onnx = _require("skl2onnx")
     from .cleaning import Cleaner, OutlierFilter
     from .neural import KerasMLPClassifier
-    from .projection import ColumnProjection, GraphProjection, TreeProjection
+    from .pipeline import _FAMILIES, _family
 
     registered = {}
-    for cls in (Cleaner, ColumnProjection, TreeProjection, GraphProjection):
+    # the Cleaner and every registered projection family
+    families = [_family(name)[0] for name in _FAMILIES]
+    for cls in [Cleaner, *families]:
         skl2onnx.update_registered_converter(
-            cls, _ALIASES[cls.__name__], _transformer_shape, _convert_transformer)
-        registered[cls] = _ALIASES[cls.__name__]
+            cls, _alias(cls), _transformer_shape, _convert_transformer)
+        registered[cls] = _alias(cls)
     # the OutlierFilter's parser hands skl2onnx its inner estimator; its
     # converter (the classifier's, which unwraps the filter) serves callers
     # that declare the filter as an operator themselves
     for cls, parser in ((KerasMLPClassifier, _parse_classifier),
                         (OutlierFilter, _parse_outlier_filter)):
         skl2onnx.update_registered_converter(
-            cls, _ALIASES[cls.__name__], _classifier_shape, _convert_classifier,
-            parser=parser)
-        registered[cls] = _ALIASES[cls.__name__]
+            cls, _alias(cls), _classifier_shape, _convert_classifier, parser=parser)
+        registered[cls] = _alias(cls)
     return registered

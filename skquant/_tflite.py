@@ -128,6 +128,15 @@ def _emit_mlp(tf, step):
     return mlp
 
 
+def _emit_union(tf, step):
+    linear, graph = _emit_linear(tf, step.linear), _emit_nystrom(tf, step.graph)
+
+    def union(x):
+        return tf.concat([linear(x), graph(x)], axis=1)
+
+    return union
+
+
 # one emitter per runtime step kind: emitter(tf, step) -> a function of the
 # step's input tensor
 for _step, _emitter in {
@@ -137,6 +146,7 @@ for _step, _emitter in {
     _steps.Closeness: _emit_closeness,
     _steps.RandomTrees: _emit_random_trees,
     _steps.Nystrom: _emit_nystrom,
+    _steps.Union: _emit_union,
     _steps.MLP: _emit_mlp,
 }.items():
     register_emitter("tflite", _step, _emitter, replace=False)

@@ -29,6 +29,9 @@ from ._atomic import OutputError, atomic_write, check_output_path
 from ._io import read_table
 
 # what `skquant demo` writes into its --output-dir
+# the demo's default search: each family's default method, and the union
+# of principal components and the spectral embedding (the best on digits)
+_DEMO_KINDS = "column:pca,tree:tsvq,graph:spectral,union:pca+spectral"
 _DEMO_MODEL = "best_pipeline.joblib"
 _DEMO_TABLE = "results.csv"
 _DEMO_PLOT = "accuracy_vs_dims.png"
@@ -110,10 +113,10 @@ def _build_parser():
     )
     demo.add_argument("--data", help="a .csv or .npz file (default: sklearn's digits)")
     demo.add_argument("--label-column", help="the label column (CSV name/index, NPZ key)")
-    demo.add_argument("--kinds", default="column:pca,tree:tsvq,graph:spectral",
+    demo.add_argument("--kinds", default=_DEMO_KINDS,
                       help="comma-separated families (every method) or "
                            "family:method (default: each family's default method, "
-                           "column:pca,tree:tsvq,graph:spectral)")
+                           f"{_DEMO_KINDS})")
     demo.add_argument("--dims", type=_int_list, default=[8, 16, 32, 64],
                       help="comma-separated dimensions (default: 8,16,32,64)")
     demo.add_argument("--cv", type=_positive_int, default=3,
@@ -663,6 +666,7 @@ def run_demo(args):
 
     table = _format_table(rows, best)
     print(table)
+    print(_family_summary(rows, best))
     # every output is made in memory first, then the three are written:
     # a failure in any of them (the plot's, say) leaves the directory as it was
     table_path, plot_path = outputs[_DEMO_TABLE], outputs[_DEMO_PLOT]
@@ -744,6 +748,34 @@ def _mark_pareto_front(rows):
             for other_size, other_accuracy, _, _ in points
         )
         rows[i][f"{dtype}_pareto"] = not dominated
+
+
+def _family_summary(rows, best):
+    """Per family, its candidate of best CV accuracy (the search's own
+    choice within the family), and which family won."""
+    leaders = {}
+    for i, row in enumerate(rows):
+        leader = leaders.get(row["family"])
+        if leader is None or row["cv_accuracy"] > rows[leader]["cv_accuracy"]:
+            leaders[row["family"]] = i
+    width = max(len(family) for family in leaders)
+    lines = ["per family (its candidate of best CV accuracy):"]
+    for family, i in leaders.items():
+        row = rows[i]
+        lines.append(f"  {family:<{width}}  {row['dims']:>4} dims  CV acc "
+                     f"{row['cv_accuracy']:.4f}  test acc {row['test_accuracy']:.4f}"
+                     + ("  <- winner" if i == best else ""))
+    winner = rows[best]
+    others = [rows[i] for family, i in leaders.items() if family != winner["family"]]
+    if others:
+        runner_up = max(others, key=lambda row: row["cv_accuracy"])
+        lines.append(
+            f"winner: {winner['family']}, by CV accuracy {winner['cv_accuracy']:.4f} against "
+            f"{runner_up['cv_accuracy']:.4f} for {runner_up['family']} (test accuracy "
+            f"{winner['test_accuracy']:.4f} against {runner_up['test_accuracy']:.4f})")
+    else:
+        lines.append(f"winner: {winner['family']}, the only family searched")
+    return "\n".join(lines)
 
 
 def _format_table(rows, best):

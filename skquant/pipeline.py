@@ -9,6 +9,7 @@ _FAMILIES = {
     "column": ("skquant.projection", "ColumnProjection", ("pca", "qr", "random")),
     "tree": ("skquant.projection", "TreeProjection", ("tsvq", "random-trees")),
     "graph": ("skquant.projection", "GraphProjection", ("spectral", "lpp")),
+    "union": ("skquant.projection", "UnionProjection", ("pca+spectral",)),
 }
 
 

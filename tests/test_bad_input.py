@@ -34,6 +34,7 @@ INVERTIBLE = {
     "column:pca": True, "column:qr": True, "column:random": True,
     "tree:tsvq": True, "tree:random-trees": False,
     "graph:spectral": False, "graph:lpp": False,
+    "union:pca+spectral": False,
 }
 
 

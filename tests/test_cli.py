@@ -815,3 +815,21 @@ def test_quantize_onnx_keeps_the_safety_rules(trained, tmp_path, capsys):
     capsys.readouterr()
     assert target.read_bytes() != b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.joblib", "model.onnx"]
+
+
+def test_the_demo_names_each_family_s_best_and_the_winner():
+    from skquant.cli import _family_summary
+
+    rows = [
+        {"family": "column:pca", "dims": 16, "cv_accuracy": 0.95, "test_accuracy": 0.96},
+        {"family": "column:pca", "dims": 32, "cv_accuracy": 0.97, "test_accuracy": 0.97},
+        {"family": "graph:spectral", "dims": 32, "cv_accuracy": 0.98, "test_accuracy": 0.985},
+        {"family": "graph:spectral", "dims": 64, "cv_accuracy": 0.975, "test_accuracy": 0.99},
+    ]
+    lines = _family_summary(rows, best=2).splitlines()
+    assert lines[1].split()[:2] == ["column:pca", "32"]
+    assert lines[2].split()[:2] == ["graph:spectral", "32"] and lines[2].endswith("<- winner")
+    assert lines[-1] == ("winner: graph:spectral, by CV accuracy 0.9800 against 0.9700 for "
+                         "column:pca (test accuracy 0.9850 against 0.9700)")
+    alone = _family_summary(rows[:2], best=1).splitlines()
+    assert alone[-1] == "winner: column:pca, the only family searched"

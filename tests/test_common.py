@@ -47,6 +47,7 @@ FAST_PROJECTION_PARAMS = {
     "column": {"n_components": 1},
     "tree": {"n_components": 2},
     "graph": {"n_components": 2, "n_neighbors": 3},
+    "union": {"n_components": 2, "n_neighbors": 3},
 }
 
 

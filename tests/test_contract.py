@@ -36,6 +36,7 @@ KINDS = [f"{family}:{method}" for family, (_, _, methods) in _FAMILIES.items()
 CHUNKED_TOLERANCE = {
     "column": {"atol": 1e-8},
     "graph": {"rtol": 1e-10, "atol": 1e-10},
+    "union": {"atol": 1e-8},  # a column part and a graph part
 }
 
 # Methods whose output does not depend on random_state at all; for every
@@ -48,6 +49,7 @@ SEED_FREE = {"column:pca", "column:qr"}
 SAMPLING_PARAMS = {
     "tree": {"max_samples": 300},
     "graph": {"n_landmarks": 300},
+    "union": {"n_landmarks": 300},
 }
 
 N_COMPONENTS = 8

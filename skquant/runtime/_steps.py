@@ -387,6 +387,27 @@ class Nystrom:
         return kernels.nystrom(weights, self.coordinates[nearest])
 
 
+class Union:
+    """Principal components next to the spectral embedding: ``[linear(x),
+    nystrom(x)]``, from the arrays of both (their names do not collide)."""
+
+    PARAMS = Nystrom.PARAMS
+    OVERFLOWS = True
+
+    @staticmethod
+    def layout(params, arrays, width):
+        return Linear.layout({}, arrays, width) + Nystrom.layout(params, arrays, width)
+
+    def __init__(self, params, get):
+        self.linear, self.graph = Linear({}, get), Nystrom(params, get)
+
+    def row_bytes(self):
+        return self.linear.row_bytes() + self.graph.row_bytes()
+
+    def __call__(self, X):
+        return np.concatenate([self.linear(X), self.graph(X)], axis=1)
+
+
 class MLP:
     """Standardize, dense ReLU layers, then the output layer's logits."""
 
@@ -427,5 +448,6 @@ STEPS = {
     "closeness": Closeness,
     "random_trees": RandomTrees,
     "nystrom": Nystrom,
+    "union": Union,
     "mlp": MLP,
 }
