@@ -1,6 +1,6 @@
 """Capacity at scale: tree + classifier against PCA + classifier, streamed.
 
-Data that no linear map separates: ``--clusters`` Gaussian clusters (sd 0.5)
+Data that no linear map separates: ``--clusters`` (1,000) Gaussian clusters (sd 0.5)
 around random centres (sd 2) in a 16-dimensional latent space, each cluster
 given one of 10 classes at random, embedded linearly in 50 columns plus
 noise (sd 0.1), float32. ``--rows`` training rows (10^6 by default) are
@@ -80,7 +80,7 @@ def measure(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--clusters", type=int, default=200)
+    parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--measure", help=argparse.SUPPRESS)
