@@ -591,6 +591,11 @@ def test_the_fused_plan_computes_what_the_steps_do(fitted, digits_split, family,
         assert not served._clip.gather and served._plan[0].relu
         n_landmarks = served._run[1].coordinates.shape[0]
         assert served._plan[0].values.shape == (n_landmarks, 64)
+    if method == "pca+spectral":
+        # both parts take the first layer: its rows for the principal
+        # components multiply their matrix, the others fold into the landmarks
+        assert [type(op).__name__ for op in served._plan] == ["UnionOp", "AffineOp"]
+        assert served._plan[0].folded and served._plan[0].relu
     if method == "tsvq":
         # digits' pixels lie near the tree's origin: the distances to the raw
         # prototypes, without the subtraction

@@ -66,3 +66,19 @@ def test_the_union_pipeline_serves_through_every_target(digits, tmp_path):
     path = skquant.export_onnx(pipe, str(tmp_path / "union.onnx"))
     np.testing.assert_allclose(skquant.run_onnx(path, digits), pipe.predict_proba(digits),
                                atol=1e-5)
+
+
+def test_the_fused_union_without_a_cleaner_computes_what_the_steps_do(digits):
+    from sklearn.pipeline import Pipeline
+
+    y = load_digits().target[:600]
+    pipe = Pipeline([("project", UnionProjection(8, random_state=0)),
+                     ("classify", skquant.KerasMLPClassifier(epochs=3, random_state=0))])
+    pipe.fit(digits + 1000.0, y)  # far from the origin: the centre stays a subtraction
+    served = skquant.quantize(pipe, dtype="float32")
+    assert [type(op).__name__ for op in served._plan] == ["UnionOp", "AffineOp"]
+    assert served._plan[0].affine.centre is not None
+    rows = digits[:50] + 1000.0
+    np.testing.assert_allclose(served._logits(rows), served._run_steps(rows)[-1],
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(served.predict(rows), pipe.predict(rows))

@@ -27,7 +27,9 @@ them into a shorter list of operations that compute the same function:
   own kernels, applied to the clipped rows; the affine map after the graph
   step (the classifier's first layer) is applied to every landmark's
   coordinates once, here: the step's output is a weighted mean with
-  weights summing to 1, which commutes with an affine map.
+  weights summing to 1, which commutes with an affine map; after the union
+  step, the layer's rows for the principal components multiply their
+  matrix and the others fold into the landmarks' coordinates.
 
 The result equals the step-by-step one up to float32 rounding (the fused
 matrices are rounded once instead of each map's product being rounded).
@@ -38,7 +40,8 @@ float32's range is checked, as the steps are.
 import numpy as np
 
 from .. import kernels
-from ._steps import Clean, Closeness, Linear, MLP, Nystrom, RandomTrees, Select, check_finite
+from ._steps import (Clean, Closeness, Linear, MLP, Nystrom, RandomTrees, Select, Union,
+                     check_finite)
 
 # float32 values an operation may reach without any chance of overflow: a
 # bound below this, proved when the plan is built, spares the run-time check
@@ -248,7 +251,7 @@ class NystromOp:
 
     def __init__(self, step, columns, where):
         self.step, self.columns, self.where = step, columns, where
-        self.values, self.relu = step.coordinates, False
+        self.values, self.relu, self.folded = step.coordinates, False, False
         self.bound = _output_bound(step)
         self.width = self.values.shape[1]
         self.finite = True
@@ -259,7 +262,7 @@ class NystromOp:
         weighted mean of the mapped values is the mapped weighted mean."""
         with np.errstate(over="ignore", invalid="ignore"):
             values = self.values.astype(np.float64) @ affine.matrix + affine.bias
-        self.values = values.astype(np.float32)
+        self.values, self.folded = values.astype(np.float32), True
         self.finite = bool(np.isfinite(self.values).all())
         self.relu, self.width = relu, self.values.shape[1]
         self.where = _describe([self.where] + affine.names)
@@ -276,6 +279,69 @@ class NystromOp:
         if self.relu:
             np.maximum(out, 0, out=out)
         return out
+
+
+class UnionOp:
+    """The union step: its principal components (an affine map of the
+    input) next to its graph embedding, or, once the classifier's first
+    layer is folded in (:meth:`fold`), their sum through that layer: the
+    layer's rows for the principal components multiply the components'
+    matrix, and its rows for the embedding fold into the landmarks' values."""
+
+    def __init__(self, step, columns, where, bound, clip):
+        self.step, self.columns, self.where = step, columns, where
+        linear = step.linear
+        self._input_bound, self._clip = bound, clip
+        self._linear = _Affine(linear.components.astype(np.float64).T,
+                               np.zeros(linear.components.shape[0]), [where],
+                               centre=linear.mean.astype(np.float64))
+        self.affine = self._affine_op(self._linear)
+        self.graph = NystromOp(step.graph, None, where)
+        self.relu, self.folded = False, False
+        self.n_linear = linear.components.shape[0]
+        self.width = self.n_linear + self.graph.width
+        self._set_bounds()
+
+    def _affine_op(self, affine):
+        # the centre stays a subtraction on raw input unless the Cleaner's
+        # bounds show the offset is small (as for any map on raw input)
+        if self.columns is None and _offset_is_small(affine.centre, self._clip):
+            affine = affine.without_centre()
+        return AffineOp(affine, False, self._input_bound)
+
+    def _set_bounds(self):
+        self.finite = self.affine.finite and self.graph.finite
+        parts = (self.affine.bound, self.graph.bound)
+        if any(part is None for part in parts):
+            self.bound = None
+        elif self.folded:
+            self.bound = parts[0] + parts[1]
+        else:
+            self.bound = np.concatenate(parts)
+        self.check = self.bound is None or not self.bound.max(initial=0.0) < _SAFE
+
+    def fold(self, affine, relu):
+        """Apply ``affine`` (no centre) to the concatenated output."""
+        matrix = affine.matrix
+        self.affine = self._affine_op(self._linear.then(
+            _Affine(matrix[: self.n_linear], np.zeros(matrix.shape[1]), affine.names)))
+        self.graph.fold(_Affine(matrix[self.n_linear :], affine.bias, affine.names), False)
+        self.relu, self.folded, self.width = relu, True, matrix.shape[1]
+        self.where = _describe([self.where] + affine.names)
+        self._set_bounds()
+
+    def __call__(self, X):
+        if self.columns is not None:
+            X = X[:, self.columns]
+        linear, graph = self.affine(X), self.graph(X)
+        if not self.folded:
+            return np.concatenate([linear, graph], axis=1)
+        linear += graph
+        if self.check:
+            check_finite(linear, self.where)
+        if self.relu:
+            np.maximum(linear, 0, out=linear)
+        return linear
 
 
 def _output_bound(step):
@@ -369,7 +435,8 @@ def build_plan(steps, kinds, n_features):
         clean = steps.pop(0)
         kinds.pop(0)
         # the next step reads every column only where it is fused here
-        gather = not (steps and type(steps[0]) in (Linear, Select, Closeness, MLP, Nystrom))
+        gather = not (steps and type(steps[0]) in (Linear, Select, Closeness, MLP, Nystrom,
+                                                   Union))
         clip = ClipOp(clean, n_features, gather)
         bound = clip.bound
         if gather:
@@ -433,8 +500,8 @@ def build_plan(steps, kinds, n_features):
             layers = _classifier_layers(step)
             for number, layer in enumerate(layers):
                 relu = number < len(layers) - 1
-                if pending is None and operations and type(operations[-1]) is NystromOp \
-                        and operations[-1].values is operations[-1].step.coordinates:
+                if pending is None and operations and type(operations[-1]) in (
+                        NystromOp, UnionOp) and not operations[-1].folded:
                     # a weighted mean commutes with an affine map (the
                     # weights sum to 1): the layer applied to every
                     # landmark's coordinates once, at load
@@ -446,7 +513,7 @@ def build_plan(steps, kinds, n_features):
                     flush()
                     emit(affine_op(layer, relu))
                 pending = None
-        elif type(step) is Nystrom:
+        elif type(step) in (Nystrom, Union):
             # after the Cleaner: its clip over every column, then the kept
             # ones gathered here (cheaper than the Cleaner's own gather,
             # which imputes on every call)
@@ -454,7 +521,11 @@ def build_plan(steps, kinds, n_features):
             if pending is not None and pending.is_selection():
                 columns, pending = pending.selected(), None
             flush()
-            emit(NystromOp(step, columns, name))
+            if type(step) is Nystrom:
+                emit(NystromOp(step, columns, name))
+            else:
+                emit(UnionOp(step, columns, name, bound if columns is None else (
+                    None if bound is None else bound[columns]), clip))
         else:
             columns = None
             if pending is not None and pending.is_selection():
