@@ -132,6 +132,49 @@ def test_outlier_filter_last_in_a_pipeline_under_grid_search():
     assert search.best_estimator_.predict(X).shape == (150,)
 
 
+def test_outlier_filter_routes_metadata_where_it_is_requested():
+    import sklearn
+    from sklearn.ensemble import IsolationForest
+    from sklearn.exceptions import UnsetMetadataPassedError
+
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(size=(190, 2)), rng.normal(30, 1, size=(10, 2))])
+    y = (X[:, 0] > 0).astype(int)
+    weights = rng.uniform(0.5, 2.0, size=200)
+    seen = {}
+
+    class Recording(LogisticRegression):
+        def fit(self, X, y, sample_weight=None):
+            seen["fit"] = sample_weight
+            return super().fit(X, y, sample_weight=sample_weight)
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        # requested by the estimator, through a Pipeline: the inlier rows' weights
+        estimator = Recording().set_fit_request(sample_weight=True).set_score_request(
+            sample_weight=True)
+        pipe = make_pipeline(Cleaner(), OutlierFilter(estimator, random_state=0))
+        pipe.fit(X, y, sample_weight=weights)
+        model = pipe[-1]
+        inliers = model.detector_.predict(Cleaner().fit(X).transform(X)) == 1
+        np.testing.assert_array_equal(seen["fit"], weights[inliers])
+        assert model.n_outliers_ == int((~inliers).sum()) > 0
+        # score routes them too; a detector that asks for them gets every row's
+        assert pipe.score(X, y, sample_weight=weights) == pytest.approx(
+            model.estimator_.score(Cleaner().fit(X).transform(X), y, sample_weight=weights))
+        detector = IsolationForest(random_state=0).set_fit_request(sample_weight=True)
+        OutlierFilter(Recording().set_fit_request(sample_weight=False), detector=detector,
+                      random_state=0).fit(X, y, sample_weight=weights)
+        assert seen["fit"] is None
+        # a request that is not set: scikit-learn's own error, before any work
+        with pytest.raises(UnsetMetadataPassedError, match="sample_weight"):
+            OutlierFilter(Recording(), random_state=0).fit(X, y, sample_weight=weights)
+        # nothing passed, nothing requested: a plain fit
+        OutlierFilter(Recording(), random_state=0).fit(X, y)
+    # routing off (the default): the weights go to the estimator, as before
+    OutlierFilter(Recording(), random_state=0).fit(X, y, sample_weight=weights)
+    assert seen["fit"] is not None and len(seen["fit"]) < 200
+
+
 # ------------------------------------------------------------ partial_fit
 def _messy(n_rows=3000, seed=0):
     rng = np.random.RandomState(seed)

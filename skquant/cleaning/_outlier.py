@@ -7,6 +7,12 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.ensemble import IsolationForest
 from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
@@ -104,7 +110,13 @@ class OutlierFilter(MetaEstimatorMixin, BaseEstimator):
             Targets.
         **fit_params : dict
             Passed to the estimator's ``fit``; per-row arrays (such as
-            ``sample_weight``) are filtered with the rows.
+            ``sample_weight``) are filtered with the rows. With metadata
+            routing enabled (``sklearn.set_config(enable_metadata_routing=True)``),
+            each goes where it is requested: to the estimator's ``fit``
+            (inlier rows only) and to the detector's ``fit_predict`` (every
+            row), as their ``set_fit_request`` say (the default detector
+            takes none); metadata passed where a request is not set raises
+            scikit-learn's error.
 
         Returns
         -------
@@ -131,11 +143,13 @@ class OutlierFilter(MetaEstimatorMixin, BaseEstimator):
             # before the detector runs: continuous targets fail here, clearly
             check_classification_targets(y)
         n_samples = _num_samples(X)
-        if self.detector is None:
-            detector = IsolationForest(random_state=self.random_state)
+        if _routing_enabled():
+            routed = process_routing(self, "fit", **fit_params)
+            fit_params, detector_params = routed.estimator.fit, routed.detector.fit_predict
         else:
-            detector = clone(self.detector)
-        inliers = np.asarray(detector.fit_predict(X)) == 1
+            detector_params = {}
+        detector = self._detector()
+        inliers = np.asarray(detector.fit_predict(X, **detector_params)) == 1
         if not inliers.any():
             raise ValueError(
                 f"The detector {type(detector).__name__} flagged all {n_samples} "
@@ -154,6 +168,36 @@ class OutlierFilter(MetaEstimatorMixin, BaseEstimator):
         self.detector_ = detector
         self.n_outliers_ = int(n_samples - rows.size)
         return self
+
+    def _detector(self):
+        if self.detector is not None:
+            return clone(self.detector)
+        detector = IsolationForest(random_state=self.random_state)
+        if _routing_enabled():
+            # the default detector, which a user cannot configure: it
+            # takes no sample_weight (a detector given takes what its own
+            # request says)
+            detector.set_fit_request(sample_weight=False)
+        return detector
+
+    def get_metadata_routing(self):
+        """Where this filter sends metadata: see the user guide's
+        metadata routing section of scikit-learn.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            ``fit`` to the estimator's ``fit`` and the detector's
+            ``fit_predict``; ``score`` to the estimator's ``score``.
+        """
+        return (
+            MetadataRouter(owner=self.__class__.__name__)
+            .add(estimator=self.estimator,
+                 method_mapping=MethodMapping().add(caller="fit", callee="fit")
+                 .add(caller="score", callee="score"))
+            .add(detector=self._detector(),
+                 method_mapping=MethodMapping().add(caller="fit", callee="fit_predict"))
+        )
 
     @staticmethod
     def _keep_every_class(y, inliers):
@@ -263,6 +307,10 @@ class OutlierFilter(MetaEstimatorMixin, BaseEstimator):
             The wrapped estimator's score.
         """
         check_is_fitted(self)
+        if _routing_enabled():
+            params = {} if sample_weight is None else {"sample_weight": sample_weight}
+            routed = process_routing(self, "score", **params)
+            return self.estimator_.score(X, y, **routed.estimator.score)
         return self.estimator_.score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
