@@ -1,11 +1,17 @@
 """Reading tables (CSV, NPZ) for the command line, with clear errors."""
 
+import bz2
 import csv
+import gzip
+import lzma
 import os
 
 import numpy as np
 
 _MISSING = {"", "na", "nan", "null", "none", "?"}
+# the same, as pandas compares them (case-sensitively)
+_NA_VALUES = sorted(_MISSING | {v.upper() for v in _MISSING} | {v.title() for v in _MISSING}
+                    | {"N/A", "NaN"})
 
 
 class DataError(ValueError):
@@ -36,7 +42,7 @@ def _labels(values, path):
     return np.array(values, dtype=object).astype(str)
 
 
-def read_table(path, label_column=None, require_label=True):
+def read_table(path, label_column=None, require_label=True, *, header=None, notes=None):
     """Read features (and labels) from a CSV or NPZ file.
 
     Parameters
@@ -51,6 +57,12 @@ def read_table(path, label_column=None, require_label=True):
     require_label : bool, default=True
         Whether the file must hold labels. When False and the default label
         column is absent, every column is a feature.
+    header : bool or None, default=None
+        Whether a CSV's first row is a header; ``None`` detects it by
+        comparing the first row with the rows after it.
+    notes : list or None, default=None
+        Where given, a line saying what was detected (the separator, the
+        header, the label column) is appended to it.
 
     Returns
     -------
@@ -63,12 +75,90 @@ def read_table(path, label_column=None, require_label=True):
     """
     if not os.path.isfile(path):
         raise DataError(f"data file not found: {path}")
-    extension = os.path.splitext(path)[1].lower()
+    stem, extension = os.path.splitext(path.lower())
+    if extension in _COMPRESSED:
+        stem, inner = os.path.splitext(stem)
+        if inner not in (".csv", ".txt"):
+            raise DataError(f"unsupported data file {path}: a compressed file must be a "
+                            f"CSV ({'.csv' + extension}).")
+        return _read_csv(path, label_column, require_label, header, notes)
     if extension == ".npz":
         return _read_npz(path, label_column, require_label)
     if extension in (".csv", ".txt"):
-        return _read_csv(path, label_column, require_label)
-    raise DataError(f"unsupported data file {path}: use a .csv or .npz file.")
+        return _read_csv(path, label_column, require_label, header, notes)
+    if extension == ".parquet":
+        return _read_parquet(path, label_column, require_label)
+    raise DataError(f"unsupported data file {path}: use a .csv (also .csv.gz, .csv.bz2, "
+                    ".csv.xz), .parquet or .npz file.")
+
+
+# the bytes of CSV text that one streamed block holds
+_STREAM_BLOCK_BYTES = 1 << 24
+
+
+def iter_csv_blocks(path, label_column=None, *, header=None, notes=None):
+    """A CSV's feature rows a block at a time, for files larger than memory.
+
+    The separator, header and label column are detected as
+    :func:`read_table` does (the label column, where there is one, is left
+    out: ``require_label=False``), then pyarrow's streaming reader parses
+    blocks of about 16 MiB of text, every feature column as float64.
+
+    Returns
+    -------
+    names : list of str or None
+        The feature columns' names, from the header.
+    blocks : iterator of ndarray of shape (n_rows, n_features)
+        float64 rows, NaN for missing entries, in file order.
+    """
+    import pyarrow
+    import pyarrow.csv as pacsv
+
+    compression = _COMPRESSED.get(os.path.splitext(path)[1].lower())
+    rows, separator = _sample_rows(path, compression)
+    has_header = _looks_like_header(rows) if header is None else header
+    width = len(rows[0])
+    raw = [h.strip() for h in rows[0]] if has_header else [f"x{j}" for j in range(width)]
+    if len(set(raw)) != len(raw):
+        raise DataError(f"{path} names a column twice ({raw}); give each column once.")
+    label_index = _label_index(raw, has_header, label_column, False, path)
+    features = [name for j, name in enumerate(raw) if j != label_index]
+    if notes is not None:
+        notes.append(f"read {path} in blocks: separator "
+                     f"{_SHOWN.get(separator, repr(separator))}, "
+                     + ("a header row" if has_header else "no header row")
+                     + ("" if label_index is None else
+                        f", column {raw[label_index]!r} left out"))
+    file_names = [h for h in rows[0]] if has_header else raw
+    options = dict(
+        read_options=pacsv.ReadOptions(
+            block_size=_STREAM_BLOCK_BYTES, column_names=file_names,
+            skip_rows=1 if has_header else 0),
+        parse_options=pacsv.ParseOptions(delimiter=separator),
+        convert_options=pacsv.ConvertOptions(
+            null_values=_NA_VALUES, strings_can_be_null=True,
+            column_types={file_names[j]: pyarrow.float64() for j in range(width)
+                          if j != label_index},
+            include_columns=[file_names[j] for j in range(width) if j != label_index]),
+    )
+
+    def blocks():
+        try:
+            reader = pacsv.open_csv(path, **options)
+            for batch in reader:
+                yield np.column_stack([
+                    column.to_numpy(zero_copy_only=False) for column in batch.columns
+                ]).astype(np.float64, copy=False) if batch.num_rows else np.empty(
+                    (0, len(features)))
+        except (pyarrow.ArrowException, OSError, UnicodeDecodeError) as exc:
+            message = str(exc).splitlines()[0]
+            if "conversion error to double" in message:
+                raise DataError(f"{path}: a feature column holds a value that is not a "
+                                f"number ({message}). Encode it as a number, or name the "
+                                "label column with --label-column.") from None
+            raise DataError(f"could not read {path} as CSV: {message}") from None
+
+    return (features if has_header else None), blocks()
 
 
 def _read_npz(path, label_column, require_label):
@@ -95,42 +185,165 @@ def _read_npz(path, label_column, require_label):
     return X.astype(np.float64), y, None
 
 
-def _read_csv(path, label_column, require_label):
+# compressed CSV: what pandas infers from the name (and reads itself)
+_COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd", ".zip": "zip"}
+# the start of the file that the separator and header are detected on
+_SAMPLE_BYTES = 1 << 16
+_SEPARATORS = ",;\t|"
+
+
+def _open_text(path, compression):
+    """The file as text (decompressed), for detection only."""
+    if compression is None:
+        return open(path, newline="", encoding="utf-8-sig")
+    if compression in ("gzip", "bz2", "xz"):
+        opener = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}[compression]
+        return opener(path, "rt", newline="", encoding="utf-8-sig")
+    raise DataError(
+        f"{path}: {compression} compression is read by pandas, but skquant detects the "
+        "separator and header on gzip, bz2 or xz files only; decompress it first.")
+
+
+def _sample_rows(path, compression):
+    """The first lines (at most ``_SAMPLE_BYTES`` of text) and the separator."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = [row for row in csv.reader(handle) if row]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        with _open_text(path, compression) as handle:
+            text = handle.read(_SAMPLE_BYTES)
+    except (OSError, UnicodeDecodeError, EOFError, lzma.LZMAError) as exc:
         raise DataError(f"could not read {path} as CSV: {exc}") from exc
-    if not rows:
+    lines = text.splitlines()
+    if len(text) == _SAMPLE_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut
+    lines = [line for line in lines if line.strip()]
+    if not lines:
         raise DataError(f"{path} is empty.")
-    header = None
-    if _looks_like_header(rows):
-        header, rows = [h.strip() for h in rows[0]], rows[1:]
-    if not rows:
-        raise DataError(f"{path} has a header but no data rows.")
-    width = len(header) if header else len(rows[0])
-    for number, row in enumerate(rows, start=2 if header else 1):
+    try:
+        separator = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=_SEPARATORS).delimiter
+    except csv.Error:  # one column, or no consistent separator: commas
+        separator = ","
+    rows = list(csv.reader(lines[:50], delimiter=separator))
+    return rows, separator
+
+
+def _read_csv(path, label_column, require_label, header=None, notes=None):
+    import pandas as pd
+
+    compression = _COMPRESSED.get(os.path.splitext(path)[1].lower())
+    rows, separator = _sample_rows(path, compression)
+    has_header = _looks_like_header(rows) if header is None else header
+    width = len(rows[0])
+    for number, row in enumerate(rows[1:], start=2):  # beyond the sample: pyarrow's check
         if len(row) != width:
             raise DataError(f"{path}, line {number}: {len(row)} fields, expected {width}.")
-    names = header or [f"x{j}" for j in range(width)]
-
-    label_index = _label_index(names, header, label_column, require_label, path)
-    feature_idx = [j for j in range(width) if j != label_index]
-    columns = list(zip(*rows))
-    X = np.empty((len(rows), len(feature_idx)))
-    bad = []
-    for out, j in enumerate(feature_idx):
-        try:
-            X[:, out] = [_to_float(v) for v in columns[j]]
-        except ValueError:
-            bad.append(names[j])
+    names = [h.strip() for h in rows[0]] if has_header else [f"x{j}" for j in range(width)]
+    if has_header and len(rows) == 1:
+        raise DataError(f"{path} has a header but no data rows.")
+    label_index = _label_index(names, has_header, label_column, require_label, path)
+    try:  # strict where pandas' own engine is not: a short line is an error
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise DataError(f"reading {path} needs pyarrow, a dependency of skquant: "
+                        "pip install pyarrow.") from None
+    options = dict(
+        sep=separator, header=0 if has_header else None, names=None if has_header else names,
+        compression=compression or "infer", na_values=_NA_VALUES,
+        keep_default_na=True, encoding="utf-8-sig",
+        # the label column as text, so that "1" and "1.0" stay two classes
+        dtype=None if label_index is None else {
+            (rows[0][label_index] if has_header else names[label_index]): str},
+    )
+    try:
+        # nullable columns: an integer column with a hole stays readable
+        frame = pd.read_csv(path, engine="pyarrow", dtype_backend="pyarrow", **options)
+    except (ValueError, OSError, UnicodeDecodeError, EOFError, pd.errors.ParserError,
+            pyarrow.ArrowException) as exc:
+        raise DataError(f"could not read {path} as CSV (separator "
+                        f"{_SHOWN.get(separator, repr(separator))}): "
+                        f"{str(exc).splitlines()[0]}") from exc
+    if frame.shape[1] != width:
+        raise DataError(f"{path}: {frame.shape[1]} columns, but its first line has {width}; "
+                        "every line needs the same number of fields.")
+    if not len(frame):
+        raise DataError(f"{path} has a header but no data rows.")
+    frame.columns = names
+    feature_names = [name for j, name in enumerate(names) if j != label_index]
+    features = frame.iloc[:, [j for j in range(width) if j != label_index]]
+    bad = [name for name, dtype in zip(feature_names, features.dtypes)
+           if not _numeric(dtype)]
     if bad:
         raise DataError(
             f"{path}: column(s) {bad} are not numeric. Encode them as numbers or "
             "drop them (or name the label column with --label-column)."
         )
-    y = None if label_index is None else _labels([v.strip() for v in columns[label_index]], path)
-    return X, y, ([names[j] for j in feature_idx] if header else None)
+    X = features.to_numpy(dtype=np.float64, na_value=np.nan)
+    y = None
+    if label_index is not None:
+        values = frame.iloc[:, label_index]
+        y = _labels(["" if missing else str(v).strip()
+                     for v, missing in zip(values.tolist(), values.isna().tolist())], path)
+    if notes is not None:
+        notes.append(
+            f"read {path}: separator {_SHOWN.get(separator, repr(separator))}, "
+            + ("a header row" if has_header else "no header row")
+            + ("" if label_index is None else f", labels from column {names[label_index]!r}"
+               + _label_reason(names, has_header, label_column, label_index, y)))
+    return X, y, (feature_names if has_header else None)
+
+
+def _numeric(dtype):
+    """Numbers, booleans, or a column with no value at all (NaN throughout)."""
+    arrow = getattr(dtype, "pyarrow_dtype", None)
+    if arrow is not None:
+        import pyarrow
+
+        if pyarrow.types.is_null(arrow):
+            return True
+    return getattr(dtype, "kind", "O") in "biuf"
+
+
+_SHOWN = {",": "',' (comma)", ";": "';' (semicolon)", "\t": "tab", "|": "'|'"}
+
+
+def _label_reason(names, has_header, label_column, label_index, y):
+    if label_column is not None:
+        return ""
+    if has_header and names[label_index] in ("label", "target", "class", "y"):
+        return " (by its name)"
+    reason = " (the last column"
+    if y is not None and y.dtype.kind == "U" and len(np.unique(y)) > max(20, len(y) // 2):
+        reason += f"; it holds {len(np.unique(y))} distinct values, which looks continuous:"
+        reason += " name the label with --label-column"
+    return reason + ")"
+
+
+def _read_parquet(path, label_column, require_label):
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path)
+    except ImportError as exc:
+        raise DataError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow "
+                        f"({exc}).") from None
+    except Exception as exc:  # a damaged or foreign file: whatever pyarrow raises
+        raise DataError(f"could not read {path} as Parquet: {exc}") from exc
+    names = [str(name) for name in frame.columns]
+    label_index = _label_index(names, True, label_column, require_label, path)
+    feature_index = [j for j in range(len(names)) if j != label_index]
+    features = frame.iloc[:, feature_index]
+    bad = [names[j] for j, dtype in zip(feature_index, features.dtypes)
+           if getattr(dtype, "kind", "O") not in "biuf"]
+    if bad:
+        raise DataError(f"{path}: column(s) {bad} are not numeric. Encode them as numbers "
+                        "or drop them (or name the label column with --label-column).")
+    y = None
+    if label_index is not None:
+        values = frame.iloc[:, label_index]
+        if values.isna().any():
+            raise DataError(f"{path}: data row {int(np.flatnonzero(values.isna())[0]) + 1} "
+                            "has no label; drop or label such rows.")
+        y = values.to_numpy()
+    X = features.to_numpy(dtype=np.float64, na_value=np.nan)
+    return X, y, [names[j] for j in feature_index]
 
 
 def _is_number(text):
@@ -142,15 +355,24 @@ def _is_number(text):
 
 
 def _looks_like_header(rows):
-    """The first row is a header if a field of it is text where the next row
-    has a number (a text label column alone does not make a header)."""
-    first = rows[0]
+    """Whether the first row is a header, compared with the rows after it:
+    a field of it is text where the next row has a number (a text label
+    column alone does not make a header), every field is text, or it numbers
+    the columns ``0, 1, ...`` (or ``1, 2, ...``) where the rows after it do
+    not (what ``pandas.DataFrame(X).to_csv(index=False)`` writes)."""
+    first = [v.strip() for v in rows[0]]
     if len(rows) == 1:
         return not all(_is_number(v) for v in first)
     second = rows[1]
-    return any(
-        not _is_number(a) and _is_number(b) for a, b in zip(first, second)
-    ) or (not any(_is_number(v) for v in first) and len(first) == len(second))
+    if any(not _is_number(a) and _is_number(b) for a, b in zip(first, second)) or (
+            not any(_is_number(v) for v in first) and len(first) == len(second)):
+        return True
+    for offset in (0, 1):
+        numbering = [str(j + offset) for j in range(len(first))]
+        if first == numbering and all([v.strip() for v in row] != numbering
+                                      for row in rows[1:]):
+            return True
+    return False
 
 
 def _label_index(names, header, label_column, require_label, path):

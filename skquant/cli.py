@@ -26,7 +26,7 @@ import sys
 import time
 
 from ._atomic import OutputError, atomic_write, check_output_path
-from ._io import read_table
+from ._io import iter_csv_blocks, read_table
 
 # what `skquant demo` writes into its --output-dir
 # the demo's default search: each family's default method, and the union
@@ -83,6 +83,24 @@ def _int_list(text):
     return values
 
 
+def _header_arguments(parser):
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--header", dest="header", action="store_true", default=None,
+                       help="the CSV's first row is a header (default: detected)")
+    group.add_argument("--no-header", dest="header", action="store_false",
+                       help="the CSV's first row is data (default: detected)")
+
+
+def _read(path, args, require_label):
+    """``read_table`` with the command's options; what it detected goes to stderr."""
+    notes = []
+    table = read_table(path, args.label_column, require_label=require_label,
+                       header=args.header, notes=notes)
+    for note in notes:
+        print(note, file=sys.stderr)
+    return table
+
+
 _TRUST_HELP = ("load a joblib/pickle model file. Loading one can run any code it "
                "holds: pass this only for a file you made or whose source you "
                "trust. Not needed (and never used) for a .skq artifact")
@@ -113,12 +131,16 @@ def _build_parser():
     )
     demo.add_argument("--data", help="a .csv or .npz file (default: sklearn's digits)")
     demo.add_argument("--label-column", help="the label column (CSV name/index, NPZ key)")
+    _header_arguments(demo)
     demo.add_argument("--kinds", default=_DEMO_KINDS,
                       help="comma-separated families (every method) or "
                            "family:method (default: each family's default method, "
                            f"{_DEMO_KINDS})")
-    demo.add_argument("--dims", type=_int_list, default=[8, 16, 32, 64],
-                      help="comma-separated dimensions (default: 8,16,32,64)")
+    demo.add_argument("--dims", type=_int_list, default=None,
+                      help="comma-separated dimensions (default: a ladder up to the "
+                           "cleaned column count, the powers of two below it and the "
+                           "count itself, at most four, up to 64: 8,16,32,64 for 64 "
+                           "columns or more)")
     demo.add_argument("--cv", type=_positive_int, default=3,
                       help="cross-validation folds (default: 3)")
     demo.add_argument("--epochs", type=_positive_int, default=None,
@@ -153,6 +175,7 @@ def _build_parser():
     predict.add_argument("-o", "--output", help="write predictions to this CSV instead of stdout")
     predict.add_argument("--label-column",
                          help="a label column to ignore in the data file, if it has one")
+    _header_arguments(predict)
     predict.add_argument("--trust-pickle", action="store_true", help=_TRUST_HELP)
     predict.add_argument("--key-file", metavar="PATH",
                          help="verify the artifact's HMAC-SHA256 signature with the "
@@ -183,6 +206,7 @@ def _build_parser():
     quantize.add_argument("--check", metavar="DATA",
                           help="a labelled .csv or .npz file: report both models' accuracy")
     quantize.add_argument("--label-column", help="the label column of --check")
+    _header_arguments(quantize)
     quantize.add_argument("--trust-pickle", action="store_true", help=_TRUST_HELP)
     quantize.add_argument("--key-file", metavar="PATH",
                           help="sign the artifact (HMAC-SHA256) with the key in this "
@@ -224,6 +248,13 @@ def main(argv=None):
         if args.command == "quantize":
             return run_quantize(args)
         return run_predict(args)
+    except BrokenPipeError:
+        # the reader of our output stopped (``skquant predict ... | head``):
+        # end quietly, as other command-line tools do; the rest of stdout
+        # goes nowhere, so that Python's exit does not fail on it again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (CommandError, ValueError, OSError) as exc:
         # DataError, OutputError, ArtifactError, sklearn's parameter and
         # NotFittedError errors are ValueErrors that already say what is
@@ -387,6 +418,14 @@ def _read_key(path, inputs=()):
     return key
 
 
+def _streams(path):
+    """Whether ``predict`` reads ``path`` in blocks (a CSV, plain or compressed)."""
+    name = os.fspath(path).lower()
+    for suffix in (".gz", ".bz2", ".xz"):
+        name = name.removesuffix(suffix)
+    return name.endswith((".csv", ".txt")) and os.path.isfile(path)
+
+
 def _feature_frame(model, X, names, path):
     """Pick the model's columns by name when both sides have names."""
     expected = getattr(model, "feature_names_in_", None)
@@ -414,20 +453,39 @@ def run_predict(args):
                           force=args.force, what="--output")
     key = _read_key(args.key_file, inputs=(args.model, args.data))
     model = load_model(args.model, trust_pickle=args.trust_pickle, key=key)
-    X, _, names = read_table(args.data, args.label_column, require_label=bool(args.label_column))
-    X = _feature_frame(model, X, names, args.data)
-    predictions = model.predict(X)
-    # one CSV row per prediction: a label holding a comma, a quote or a
-    # newline is quoted, so that the rows stay one per input row
-    rows = io.StringIO()
-    writer = csv.writer(rows, lineterminator="\n")
-    writer.writerows([label] for label in np.asarray(predictions).tolist())
+    if _streams(args.data):
+        # a CSV is read and predicted a block at a time, and the predictions
+        # written as they come: memory stays flat however large the file
+        notes = []
+        names, blocks = iter_csv_blocks(args.data, args.label_column, header=args.header,
+                                        notes=notes)
+        for note in notes:
+            print(note, file=sys.stderr)
+    else:
+        X, _, names = _read(args.data, args, require_label=bool(args.label_column))
+        blocks = iter([X])
+
+    def predictions():
+        for X in blocks:
+            if len(X):
+                yield np.asarray(model.predict(_feature_frame(model, X, names, args.data)))
+
+    def write(handle):
+        # one CSV row per prediction: a label holding a comma, a quote or a
+        # newline is quoted, so that the rows stay one per input row
+        writer, count = csv.writer(handle, lineterminator="\n"), 0
+        for labels in predictions():
+            writer.writerows([label] for label in labels.tolist())
+            count += len(labels)
+        return count
+
     if args.output is not None:
         with atomic_write(args.output, "w", force=args.force) as handle:
-            handle.write("prediction\n" + rows.getvalue())
-        print(f"wrote {len(predictions)} predictions to {args.output}", file=sys.stderr)
+            handle.write("prediction\n")
+            count = write(handle)
+        print(f"wrote {count} predictions to {args.output}", file=sys.stderr)
     else:
-        sys.stdout.write(rows.getvalue())
+        write(sys.stdout)
     return 0
 
 
@@ -472,7 +530,7 @@ def _model_and_check_rows(args):
     model = load_model(args.model, allow_artifact=False, trust_pickle=args.trust_pickle)
     if not args.check:
         return model, None
-    X, y, names = read_table(args.check, args.label_column, require_label=True)
+    X, y, names = _read(args.check, args, require_label=True)
     return model, (_feature_frame(model, X, names, args.check), y)
 
 
@@ -553,7 +611,7 @@ def _load_demo_data(args):
 
         digits = load_digits()
         return digits.data, digits.target, "digits (scikit-learn, bundled)"
-    X, y, _ = read_table(args.data, args.label_column, require_label=True)
+    X, y, _ = _read(args.data, args, require_label=True)
     return X, y, args.data
 
 
@@ -566,7 +624,8 @@ def run_demo(args):
 
     from .cleaning import Cleaner
     from ._export import quantize
-    from .pipeline import _dimension_limit, make_quant_pipeline, projection_grid
+    from .pipeline import (_default_dims, _dimension_limit, make_quant_pipeline,
+                           projection_grid)
 
     if not 0 < args.test_size < 1:
         raise CommandError(f"--test-size must be between 0 and 1, got {args.test_size}.")
@@ -605,7 +664,8 @@ def run_demo(args):
     # families are limited by rows)
     n_fit_rows = min(len(train) for train, _ in folds.split(X_train, y_train))
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    grid = projection_grid(kinds, args.dims, n_features=n_clean, n_samples=n_fit_rows,
+    dims = args.dims if args.dims is not None else _default_dims(n_clean)
+    grid = projection_grid(kinds, dims, n_features=n_clean, n_samples=n_fit_rows,
                            random_state=args.random_state)
     searched = {_projection_label(g["project"][0]): g["project__n_components"] for g in grid}
     params = {} if args.epochs is None else {"classify__epochs": args.epochs}
@@ -618,7 +678,10 @@ def run_demo(args):
         f"{n_candidates} candidates x {args.cv} folds",
         flush=True,
     )
-    for entry in projection_grid(kinds, args.dims):
+    if args.dims is None:
+        print(f"dims: {','.join(map(str, dims))} (a ladder up to the {n_clean} cleaned "
+              "columns; --dims to choose others)", flush=True)
+    for entry in projection_grid(kinds, dims):
         projection = entry["project"][0]
         label = _projection_label(projection)
         skipped = sorted(set(entry["project__n_components"]) - set(searched.get(label, [])))

@@ -112,8 +112,22 @@ def make_quant_pipeline(
     return pipeline
 
 
+# the default dimensions: a ladder of powers of two, at most this many rungs
+_DEFAULT_DIMS = (8, 16, 32, 64)
+
+
+def _default_dims(n_features=None):
+    """A geometric ladder up to the data's width: the powers of two below
+    ``n_features`` and ``n_features`` itself, the largest four of them, at
+    most 64 (``(8, 16, 32, 64)`` for 64 columns or more, or unknown)."""
+    if n_features is None or n_features >= _DEFAULT_DIMS[-1]:
+        return list(_DEFAULT_DIMS)
+    ladder = [2**i for i in range(1, 7) if 2**i < n_features] + [int(n_features)]
+    return ladder[-len(_DEFAULT_DIMS):]
+
+
 def projection_grid(
-    kinds=("column",), dims=(8, 16, 32, 64), *, n_features=None, n_samples=None,
+    kinds=("column",), dims=None, *, n_features=None, n_samples=None,
     random_state=None,
 ):
     """A ``param_grid`` that searches projection family and dimension together.
@@ -124,8 +138,12 @@ def projection_grid(
         Families to search. A family name (``"column"``, ``"tree"``,
         ``"graph"``) searches every method of the family; ``"family:method"``
         (``"column:qr"``, ``"graph:lpp"``) searches one.
-    dims : sequence of int, default=(8, 16, 32, 64)
-        Values of ``n_components`` to search.
+    dims : sequence of int or None, default=None
+        Values of ``n_components`` to search. ``None``: a geometric ladder up
+        to the data's width, the powers of two below ``n_features`` and
+        ``n_features`` itself (the largest four, at most 64: ``(8, 16, 32,
+        64)`` for 64 columns or more, or when ``n_features`` is not given),
+        so that a narrow table gets dimensions every family can give.
     n_features : int or None, default=None
         The number of columns reaching the projection (after cleaning). When
         given, dimensions that a family cannot give for so many columns are
@@ -156,9 +174,13 @@ def projection_grid(
     ...                        n_features=64)
     >>> [(g["project"][0].method, g["project__n_components"]) for g in grid]
     [('pca', [8, 16]), ('qr', [8, 16])]
+    >>> projection_grid(["column:pca"], n_features=5)[0]["project__n_components"]
+    [2, 4, 5]
     """
     if isinstance(kinds, str):
         kinds = [kinds]
+    if dims is None:
+        dims = _default_dims(n_features)
     dims = sorted({int(d) for d in dims})
     if not dims or dims[0] < 1:
         raise ValueError(f"dims must hold positive integers, got {dims}.")

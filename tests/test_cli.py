@@ -9,6 +9,7 @@ are refused before any model is loaded or any search runs.
 
 import os
 import pickle
+import shlex
 import shutil
 import stat
 import subprocess
@@ -833,3 +834,189 @@ def test_the_demo_names_each_family_s_best_and_the_winner():
                          "column:pca (test accuracy 0.9850 against 0.9700)")
     alone = _family_summary(rows[:2], best=1).splitlines()
     assert alone[-1] == "winner: column:pca, the only family searched"
+
+
+# ------------------------------------------------------------ the CSV reader
+def test_a_numeric_header_is_detected(tmp_path):
+    # pandas.DataFrame(X).to_csv(index=False) names the columns 0, 1, ...:
+    # that row is a header, not data (read as data, every row shifted by one)
+    pd = pytest.importorskip("pandas")
+    from skquant._io import read_table
+
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame(rng.normal(size=(6, 3)))
+    frame[3] = [0, 1, 0, 1, 0, 1]
+    path = tmp_path / "numbered.csv"
+    frame.to_csv(path, index=False)
+    notes = []
+    X, y, names = read_table(str(path), notes=notes)
+    np.testing.assert_allclose(X, frame.iloc[:, :3].to_numpy())
+    assert y.tolist() == [0, 1, 0, 1, 0, 1] and names == ["0", "1", "2"]
+    assert notes == [f"read {path}: separator ',' (comma), a header row, labels from "
+                     "column '3' (the last column)"]
+    # the user's word wins: --no-header reads that row as data
+    X, y, names = read_table(str(path), header=False, require_label=False)
+    assert X.shape == (7, 4) and names is None and np.isnan(X).sum() == 0
+    # columns numbered from 1, and a data row that happens to count up too
+    path.write_text("1,2,3\n1.5,2.5,0\n4,5,1\n")
+    assert read_table(str(path))[0].shape == (2, 2)
+    path.write_text("0,1,2\n0,1,2\n0,1,1\n")
+    assert read_table(str(path))[0].shape == (3, 2)
+
+
+@pytest.mark.parametrize("separator, shown", [(";", "';' (semicolon)"), ("\t", "tab"),
+                                              ("|", "'|'")])
+def test_the_separator_is_detected_and_named(tmp_path, separator, shown):
+    from skquant._io import read_table
+
+    path = tmp_path / "data.csv"
+    path.write_text("\n".join(separator.join(row) for row in
+                              [["a", "b", "label"], ["1.5", "2", "x"], ["3", "", "y"],
+                               ["4", "5", "x"]]) + "\n")
+    notes = []
+    X, y, names = read_table(str(path), notes=notes)
+    assert names == ["a", "b"] and y.tolist() == ["x", "y", "x"]
+    np.testing.assert_array_equal(X[:, 0], [1.5, 3, 4])
+    assert np.isnan(X[1, 1])
+    assert f"separator {shown}" in notes[0] and "labels from column 'label' (by its name)" in notes[0]
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.bz2", ".csv.xz", ".parquet"])
+def test_compressed_csv_and_parquet_read_the_same_values(tmp_path, suffix):
+    pd = pytest.importorskip("pandas")
+    from skquant._io import read_table
+
+    rng = np.random.RandomState(1)
+    frame = pd.DataFrame(rng.normal(size=(50, 4)), columns=["a", "b", "c", "d"])
+    frame.loc[3, "b"] = np.nan
+    frame["label"] = rng.randint(0, 3, size=50)
+    path = tmp_path / f"table{suffix}"
+    if suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, index=False)  # compression from the name
+    X, y, names = read_table(str(path))
+    assert names == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(y, frame["label"].to_numpy())
+    np.testing.assert_allclose(X, frame[names].to_numpy(), equal_nan=True)
+
+
+def test_a_continuous_last_column_taken_as_the_label_is_named(tmp_path):
+    from skquant._io import read_table
+
+    path = tmp_path / "reg.csv"
+    rng = np.random.RandomState(0)
+    path.write_text("a,b,value\n" + "".join(f"{rng.rand():.3f},{rng.rand():.3f},"
+                                            f"{rng.rand():.5f}\n" for _ in range(40)))
+    notes = []
+    read_table(str(path), notes=notes)
+    assert "labels from column 'value' (the last column; it holds 40 distinct values, " \
+           "which looks continuous: name the label with --label-column)" in notes[0]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a,b\n1,2\n" + "3,4\n" * 100 + "5\n", "Expected 2 columns, got 1"),
+    ("a,label\n1,0\n2,1\n", None),
+])
+def test_a_short_line_beyond_the_sample_is_refused(tmp_path, content, message):
+    from skquant._io import DataError, read_table
+
+    path = tmp_path / "long.csv"
+    path.write_text(content)
+    if message is None:
+        assert read_table(str(path))[0].shape == (2, 1)
+        return
+    with pytest.raises(DataError, match=message):
+        read_table(str(path))
+
+
+def test_a_closed_pipe_ends_predict_quietly(tmp_path):
+    # `skquant predict ... | head -1`: exit 0, no traceback
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3))
+    model = tmp_path / "m.joblib"
+    joblib.dump(LogisticRegression().fit(X, (X[:, 0] > 0).astype(int)), model)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("".join(f"{a:.4f},{b:.4f},{c:.4f}\n"
+                            for a, b, c in rng.normal(size=(200_000, 3))))
+    command = (f"set -o pipefail; {shlex.quote(sys.executable)} -m skquant.cli predict "
+               f"--trust-pickle {model} {rows} --no-header | head -n 2")
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+def test_the_demo_s_dims_fit_a_narrow_table(tmp_path, capsys):
+    # five columns: the default dims are 2, 4 and 5, so that PCA is searched
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 5))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    path = tmp_path / "narrow.csv"
+    path.write_text("a,b,c,d,e,label\n" + "".join(
+        ",".join(f"{v:.4f}" for v in row) + f",{label}\n" for row, label in zip(X, y)))
+    out = tmp_path / "out"
+    assert main(["demo", "--data", str(path), "--kinds", "column:pca", "--cv", "2",
+                 "--epochs", "2", "--no-progress", "--output-dir", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "dims: 2,4,5 (a ladder up to the 5 cleaned columns" in captured.out
+    assert f"read {path}: separator ',' (comma), a header row, labels from column " \
+           "'label' (by its name)" in captured.err
+    table = (out / "results.csv").read_text().splitlines()
+    assert [line.split(",")[1] for line in table[1:]] == ["2", "4", "5"]
+
+
+def test_predict_streams_a_csv_in_blocks(tmp_path, monkeypatch, capsys):
+    # blocks of 4 KiB of text: many blocks, the same predictions as the
+    # whole file read at once, written in order
+    import skquant._io
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(3000, 4))
+    y = np.where(X[:, 0] > 0, "yes", "no")
+    model = tmp_path / "m.joblib"
+    joblib.dump(make_pipeline(Cleaner(), LogisticRegression()).fit(X, y), model)
+    rows = tmp_path / "rows.csv.gz"
+    import gzip
+
+    lines = [";".join(f"{v:.5f}" for v in row) + ";x" for row in X]
+    lines[7] = "0.1;NA;0.2;0.3;x"  # a hole, which the Cleaner imputes
+    with gzip.open(rows, "wt") as handle:
+        handle.write("a;b;c;d;label\n" + "\n".join(lines) + "\n")
+    monkeypatch.setattr(skquant._io, "_STREAM_BLOCK_BYTES", 4096)
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", TRUST, str(model), str(rows), "-o", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "prediction" and len(lines) == 3001
+    reference = joblib.load(model)
+    from skquant._io import read_table
+
+    X_read, _, _ = read_table(str(rows), require_label=False)
+    assert X_read.shape == (3000, 4) and np.isnan(X_read[7, 1])
+    np.testing.assert_array_equal(lines[1:], reference.predict(X_read))
+    names, blocks = skquant._io.iter_csv_blocks(str(rows))
+    blocks = list(blocks)
+    assert names == ["a", "b", "c", "d"] and len(blocks) > 10
+    np.testing.assert_array_equal(np.vstack(blocks), X_read)
+    assert "in blocks: separator ';' (semicolon), a header row, column 'label' left out" \
+        in capsys.readouterr().err
+
+
+def test_a_bad_value_in_a_later_block_leaves_no_output(tmp_path, monkeypatch, capsys):
+    import skquant._io
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(2000, 2))
+    model = tmp_path / "m.joblib"
+    joblib.dump(LogisticRegression().fit(X, X[:, 0] > 0), model)
+    rows = tmp_path / "rows.csv"
+    text = "a,b\n" + "".join(f"{a:.5f},{b:.5f}\n" for a, b in X)
+    rows.write_text(text + "1.0,red\n")
+    monkeypatch.setattr(skquant._io, "_STREAM_BLOCK_BYTES", 4096)
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", TRUST, str(model), str(rows), "-o", str(out)]) == 2
+    assert "a feature column holds a value that is not a number" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob("*.tmp*"))
