@@ -13,7 +13,7 @@ per field), kept here verbatim in its logic.
 Then ``skquant predict`` streams: a quantized default pipeline (k = 16,
 fitted on 5,000 rows of the file) predicts the first quarter of the rows and
 then all of them, each in a fresh process under ``/usr/bin/time``; its peak
-resident memory should not grow with the file (it reads blocks of about 16
+resident memory should not grow with the file (it reads blocks of about 1
 MiB of text and writes the predictions as it goes).
 
 Run: python benchmarks/bench_io.py [--rows 1000000]
