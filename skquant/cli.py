@@ -137,10 +137,10 @@ def _build_parser():
                            "family:method (default: each family's default method, "
                            f"{_DEMO_KINDS})")
     demo.add_argument("--dims", type=_int_list, default=None,
-                      help="comma-separated dimensions (default: a ladder up to the "
-                           "cleaned column count, the powers of two below it and the "
-                           "count itself, at most four, up to 64: 8,16,32,64 for 64 "
-                           "columns or more)")
+                      help="comma-separated dimensions (default: 8,16,32,64, or for "
+                           "fewer than 32 cleaned columns a ladder up to their count: "
+                           "the powers of two below it and the count itself, at most "
+                           "four)")
     demo.add_argument("--cv", type=_positive_int, default=3,
                       help="cross-validation folds (default: 3)")
     demo.add_argument("--epochs", type=_positive_int, default=None,
@@ -679,8 +679,10 @@ def run_demo(args):
         flush=True,
     )
     if args.dims is None:
-        print(f"dims: {','.join(map(str, dims))} (a ladder up to the {n_clean} cleaned "
-              "columns; --dims to choose others)", flush=True)
+        why = ("the default" if n_clean >= 32 else
+               f"a ladder up to the {n_clean} cleaned columns")
+        print(f"dims: {','.join(map(str, dims))} ({why}; --dims to choose others)",
+              flush=True)
     for entry in projection_grid(kinds, dims):
         projection = entry["project"][0]
         label = _projection_label(projection)
@@ -832,9 +834,14 @@ def _family_summary(rows, best):
     others = [rows[i] for family, i in leaders.items() if family != winner["family"]]
     if others:
         runner_up = max(others, key=lambda row: row["cv_accuracy"])
+        if runner_up["cv_accuracy"] == winner["cv_accuracy"]:
+            how = (f"tied on CV accuracy {winner['cv_accuracy']:.4f} with "
+                   f"{runner_up['family']}, the search keeping the first")
+        else:
+            how = (f"by CV accuracy {winner['cv_accuracy']:.4f} against "
+                   f"{runner_up['cv_accuracy']:.4f} for {runner_up['family']}")
         lines.append(
-            f"winner: {winner['family']}, by CV accuracy {winner['cv_accuracy']:.4f} against "
-            f"{runner_up['cv_accuracy']:.4f} for {runner_up['family']} (test accuracy "
+            f"winner: {winner['family']}, {how} (test accuracy "
             f"{winner['test_accuracy']:.4f} against {runner_up['test_accuracy']:.4f})")
     else:
         lines.append(f"winner: {winner['family']}, the only family searched")

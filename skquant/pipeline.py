@@ -117,12 +117,14 @@ _DEFAULT_DIMS = (8, 16, 32, 64)
 
 
 def _default_dims(n_features=None):
-    """A geometric ladder up to the data's width: the powers of two below
-    ``n_features`` and ``n_features`` itself, the largest four of them, at
-    most 64 (``(8, 16, 32, 64)`` for 64 columns or more, or unknown)."""
-    if n_features is None or n_features >= _DEFAULT_DIMS[-1]:
+    """``(8, 16, 32, 64)``, or for fewer than 32 columns a geometric ladder
+    up to the data's width: the powers of two below ``n_features`` and
+    ``n_features`` itself, the largest four. Either way the column family
+    gets at least three of them, and the tree and graph families, which
+    are not bounded by the columns, keep their larger ones."""
+    if n_features is None or n_features >= 32:
         return list(_DEFAULT_DIMS)
-    ladder = [2**i for i in range(1, 7) if 2**i < n_features] + [int(n_features)]
+    ladder = [2**i for i in range(1, 5) if 2**i < n_features] + [int(n_features)]
     return ladder[-len(_DEFAULT_DIMS):]
 
 
@@ -139,11 +141,11 @@ def projection_grid(
         ``"graph"``) searches every method of the family; ``"family:method"``
         (``"column:qr"``, ``"graph:lpp"``) searches one.
     dims : sequence of int or None, default=None
-        Values of ``n_components`` to search. ``None``: a geometric ladder up
+        Values of ``n_components`` to search. ``None``: ``(8, 16, 32, 64)``,
+        or, for fewer than 32 columns (``n_features``), a geometric ladder up
         to the data's width, the powers of two below ``n_features`` and
-        ``n_features`` itself (the largest four, at most 64: ``(8, 16, 32,
-        64)`` for 64 columns or more, or when ``n_features`` is not given),
-        so that a narrow table gets dimensions every family can give.
+        ``n_features`` itself (the largest four), so that a narrow table gets
+        dimensions every family can give.
     n_features : int or None, default=None
         The number of columns reaching the projection (after cleaning). When
         given, dimensions that a family cannot give for so many columns are

@@ -832,6 +832,10 @@ def test_the_demo_names_each_family_s_best_and_the_winner():
     assert lines[2].split()[:2] == ["graph:spectral", "32"] and lines[2].endswith("<- winner")
     assert lines[-1] == ("winner: graph:spectral, by CV accuracy 0.9800 against 0.9700 for "
                          "column:pca (test accuracy 0.9850 against 0.9700)")
+    rows[1]["cv_accuracy"] = 0.98  # a tie: said so
+    assert _family_summary(rows, best=2).splitlines()[-1] == (
+        "winner: graph:spectral, tied on CV accuracy 0.9800 with column:pca, the search "
+        "keeping the first (test accuracy 0.9850 against 0.9700)")
     alone = _family_summary(rows[:2], best=1).splitlines()
     assert alone[-1] == "winner: column:pca, the only family searched"
 
