@@ -24,6 +24,7 @@ import os
 import shlex
 import sys
 import time
+import warnings
 
 from ._atomic import OutputError, atomic_write, check_output_path
 from ._io import iter_csv_blocks, read_table
@@ -618,12 +619,10 @@ def _load_demo_data(args):
 def run_demo(args):
     import joblib
     import numpy as np
-    from sklearn.base import clone
     from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
     from tqdm import tqdm
 
     from .cleaning import Cleaner
-    from ._export import quantize
     from .pipeline import (_default_dims, _dimension_limit, make_quant_pipeline,
                            projection_grid)
 
@@ -699,39 +698,27 @@ def run_demo(args):
         pipeline, grid, cv=folds, scoring=_ProgressScorer(bar), refit=False,
         error_score="raise",
     )
-    search.fit(X_train, y_train)
-    results = search.cv_results_
-    best = int(np.argmax(results["mean_test_score"]))
-    os.makedirs(args.output_dir, exist_ok=True)
-    model_path = outputs[_DEMO_MODEL]
-    rows = []
-    for i, candidate in enumerate(results["params"]):
-        model = clone(pipeline).set_params(**candidate)
-        start = time.perf_counter()
-        model.fit(X_train, y_train)
-        seconds = time.perf_counter() - start
-        bar.update(1)
-        row = {
-            "family": _projection_label(candidate["project"]),
-            "dims": candidate["project__n_components"],
-            "cv_accuracy": float(results["mean_test_score"][i]),
-            "test_accuracy": float(np.mean(model.predict(X_test) == y_test)),
-            "fit_seconds": seconds, "model_bytes": _model_bytes(model),
-        }
-        # what each candidate costs to serve: its float32 and int8 artifacts
-        for dtype in ("float32", "int8"):
-            served = quantize(model, dtype=dtype)
-            row[f"{dtype}_bytes"] = served.artifact_size()
-            row[f"{dtype}_accuracy"] = served.score(X_test, y_test)
-        rows.append(row)
-        if i == best:
-            best_model = model
+    # warnings (a projection's, the classifier's) are kept until the bar is
+    # done, then each is printed once: printed as they came, they would
+    # break the bar's line
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows, best, best_model = _search_and_refit(
+            search, pipeline, X_train, y_train, X_test, y_test, bar)
     bar.close()
+    _print_warnings(caught)
     _mark_pareto_front(rows)
+    for i, row in enumerate(rows):
+        row["chosen"] = i == best
 
     table = _format_table(rows, best)
     print(table)
     print(_family_summary(rows, best))
+    within = _smaller_within_noise(rows, best, search.cv_results_["std_test_score"])
+    if within is not None:
+        print(within)
+    os.makedirs(args.output_dir, exist_ok=True)
+    model_path = outputs[_DEMO_MODEL]
     # every output is made in memory first, then the three are written:
     # a failure in any of them (the plot's, say) leaves the directory as it was
     table_path, plot_path = outputs[_DEMO_TABLE], outputs[_DEMO_PLOT]
@@ -758,6 +745,70 @@ def run_demo(args):
         "   (an artifact holds no code)"
     )
     return 0
+
+
+def _search_and_refit(search, pipeline, X_train, y_train, X_test, y_test, bar):
+    """The search, then every candidate refitted on the training split and
+    scored on the test split, pipeline and artifacts: ``(rows, best, model)``."""
+    import numpy as np
+    from sklearn.base import clone
+
+    from ._export import quantize
+
+    search.fit(X_train, y_train)
+    results = search.cv_results_
+    best = int(np.argmax(results["mean_test_score"]))
+    rows, best_model = [], None
+    for i, candidate in enumerate(results["params"]):
+        model = clone(pipeline).set_params(**candidate)
+        start = time.perf_counter()
+        model.fit(X_train, y_train)
+        seconds = time.perf_counter() - start
+        bar.update(1)
+        row = {
+            "family": _projection_label(candidate["project"]),
+            "dims": candidate["project__n_components"],
+            "cv_accuracy": float(results["mean_test_score"][i]),
+            "test_accuracy": float(np.mean(model.predict(X_test) == y_test)),
+            "fit_seconds": seconds, "model_bytes": _model_bytes(model),
+        }
+        # what each candidate costs to serve: its float32 and int8 artifacts
+        for dtype in ("float32", "int8"):
+            served = quantize(model, dtype=dtype)
+            row[f"{dtype}_bytes"] = served.artifact_size()
+            row[f"{dtype}_accuracy"] = served.score(X_test, y_test)
+        rows.append(row)
+        if i == best:
+            best_model = model
+    return rows, best, best_model
+
+
+def _print_warnings(caught):
+    """Each distinct warning of the search once, after the progress bar."""
+    seen = {}
+    for warning in caught:
+        key = (warning.category.__name__, str(warning.message))
+        seen[key] = seen.get(key, 0) + 1
+    for (category, message), count in seen.items():
+        times = f" ({count} times)" if count > 1 else ""
+        print(f"warning{times}: {category}: {message}", file=sys.stderr)
+
+
+def _smaller_within_noise(rows, best, spread):
+    """A line naming the smallest candidate (int8 artifact bytes) whose CV
+    accuracy is within one standard deviation over the folds of the best's,
+    where there is one smaller than the best."""
+    chosen = rows[best]
+    floor = chosen["cv_accuracy"] - float(spread[best])
+    close = [row for row in rows if row["cv_accuracy"] >= floor
+             and row["int8_bytes"] < chosen["int8_bytes"]]
+    if not close:
+        return None
+    small = min(close, key=lambda row: row["int8_bytes"])
+    return (f"within noise: {small['family']} at {small['dims']} dims reaches CV accuracy "
+            f"{small['cv_accuracy']:.4f}, within one standard deviation over the folds of "
+            f"the best's {chosen['cv_accuracy']:.4f} ± {float(spread[best]):.4f}, at "
+            f"{small['int8_bytes']:,} int8 bytes against {chosen['int8_bytes']:,}")
 
 
 def _demo_outputs(directory, *, force, inputs):
@@ -881,6 +932,10 @@ def _plot(rows):
                           marker="o", label=f"{family} (test)")
         ax.plot([r["dims"] for r in mine], [r["cv_accuracy"] for r in mine],
                 linestyle="--", alpha=0.6, color=line.get_color(), label=f"{family} (CV)")
+    chosen = [r for r in rows if r.get("chosen")]
+    if chosen:
+        ax.scatter([chosen[0]["dims"]], [chosen[0]["test_accuracy"]], marker="*", s=220,
+                   color="black", zorder=5, label=f"chosen: {chosen[0]['family']}")
     dims = sorted({r["dims"] for r in rows})
     ax.set_xscale("log", base=2)
     ax.set_xticks(dims, [str(d) for d in dims])
@@ -900,13 +955,23 @@ def _plot(rows):
 
 
 def _plot_pareto(ax, rows):
-    """Test accuracy against artifact bytes, the Pareto front joined."""
+    """Test accuracy against artifact bytes, the Pareto front joined: one
+    colour per family, one marker per dtype, the chosen model starred."""
     front = []
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    colours = {family: f"C{i % 10}" for i, family in enumerate(families)}
     for dtype, marker in (("float32", "o"), ("int8", "s")):
-        ax.scatter([r[f"{dtype}_bytes"] for r in rows], [r[f"{dtype}_accuracy"] for r in rows],
-                   marker=marker, alpha=0.6, label=f"{dtype} artifact")
+        for family in families:
+            mine = [r for r in rows if r["family"] == family]
+            ax.scatter([r[f"{dtype}_bytes"] for r in mine],
+                       [r[f"{dtype}_accuracy"] for r in mine], marker=marker, alpha=0.6,
+                       color=colours[family], label=f"{family} {dtype}")
         front += [(r[f"{dtype}_bytes"], r[f"{dtype}_accuracy"]) for r in rows
                   if r[f"{dtype}_pareto"]]
+    for r in rows:
+        if r.get("chosen"):
+            ax.scatter([r["int8_bytes"]], [r["int8_accuracy"]], marker="*", s=220,
+                       color="black", zorder=5, label="chosen (int8)")
     front.sort()
     ax.plot([p[0] for p in front], [p[1] for p in front], color="black", linewidth=1,
             label="Pareto front")

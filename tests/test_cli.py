@@ -426,7 +426,7 @@ def test_demo_end_to_end_then_a_forced_rerun(small_digits, tmp_path, capsys):
     rows = (out / "results.csv").read_text().splitlines()
     assert rows[0] == (
         "family,dims,cv_accuracy,test_accuracy,fit_seconds,model_bytes,float32_bytes,"
-        "float32_accuracy,int8_bytes,int8_accuracy,float32_pareto,int8_pareto")
+        "float32_accuracy,int8_bytes,int8_accuracy,float32_pareto,int8_pareto,chosen")
     assert [r.split(",")[:2] for r in rows[1:]] == [["column:pca", "4"], ["tree:tsvq", "4"]]
     assert "Pareto front" in printed and "int8 B" in printed
     # the next steps it prints are commands that work, and load the pickle
@@ -1024,3 +1024,48 @@ def test_a_bad_value_in_a_later_block_leaves_no_output(tmp_path, monkeypatch, ca
     assert main(["predict", TRUST, str(model), str(rows), "-o", str(out)]) == 2
     assert "a feature column holds a value that is not a number" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_the_demo_prints_each_warning_once_after_the_search(tmp_path, capsys, monkeypatch):
+    # a projection that warns on every fit: one line after the bar, with the
+    # count, instead of one per fit breaking the bar's line
+    import warnings
+
+    from skquant.projection import ColumnProjection
+
+    fit = ColumnProjection.fit
+
+    def noisy_fit(self, X, y=None):
+        warnings.warn("a projection warning", UserWarning)
+        return fit(self, X, y)
+
+    monkeypatch.setattr(ColumnProjection, "fit", noisy_fit)
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(80, 4))
+    np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] > 0).astype(int))
+    out = tmp_path / "out"
+    assert main(["demo", "--data", str(tmp_path / "d.npz"), "--kinds", "column:pca",
+                 "--dims", "2,3", "--cv", "2", "--epochs", "2", "--no-progress",
+                 "--output-dir", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("a projection warning") == 1
+    assert "warning (6 times): UserWarning: a projection warning" in err
+    table = (out / "results.csv").read_text().splitlines()
+    assert table[0].split(",")[-1] == "chosen"
+    assert sum(line.endswith(",True") for line in table[1:]) == 1
+
+
+def test_a_smaller_candidate_within_noise_is_named():
+    from skquant.cli import _smaller_within_noise
+
+    rows = [
+        {"family": "column:pca", "dims": 8, "cv_accuracy": 0.970, "int8_bytes": 3000},
+        {"family": "column:pca", "dims": 32, "cv_accuracy": 0.975, "int8_bytes": 6000},
+        {"family": "graph:spectral", "dims": 32, "cv_accuracy": 0.980, "int8_bytes": 80000},
+    ]
+    assert _smaller_within_noise(rows, 2, np.array([0.0, 0.0, 0.001])) is None
+    line = _smaller_within_noise(rows, 2, np.array([0.0, 0.0, 0.006]))
+    assert line == ("within noise: column:pca at 32 dims reaches CV accuracy 0.9750, within "
+                    "one standard deviation over the folds of the best's 0.9800 ± 0.0060, "
+                    "at 6,000 int8 bytes against 80,000")
+    assert "column:pca at 8 dims" in _smaller_within_noise(rows, 2, np.array([0, 0, 0.01]))
