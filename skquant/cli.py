@@ -703,6 +703,11 @@ def run_demo(args):
     # break the bar's line
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # as Python's default filters do: deprecations are for the
+        # developers of the libraries that raise them, not for the user
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                         ResourceWarning):
+            warnings.simplefilter("ignore", category)
         rows, best, best_model = _search_and_refit(
             search, pipeline, X_train, y_train, X_test, y_test, bar)
     bar.close()

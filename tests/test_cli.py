@@ -1037,6 +1037,7 @@ def test_the_demo_prints_each_warning_once_after_the_search(tmp_path, capsys, mo
 
     def noisy_fit(self, X, y=None):
         warnings.warn("a projection warning", UserWarning)
+        warnings.warn("a library's deprecation", DeprecationWarning)
         return fit(self, X, y)
 
     monkeypatch.setattr(ColumnProjection, "fit", noisy_fit)
@@ -1050,6 +1051,7 @@ def test_the_demo_prints_each_warning_once_after_the_search(tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert err.count("a projection warning") == 1
     assert "warning (6 times): UserWarning: a projection warning" in err
+    assert "deprecation" not in err  # hidden, as Python's default filters hide them
     table = (out / "results.csv").read_text().splitlines()
     assert table[0].split(",")[-1] == "chosen"
     assert sum(line.endswith(",True") for line in table[1:]) == 1
