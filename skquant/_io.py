@@ -120,14 +120,11 @@ def iter_csv_blocks(path, label_column=None, *, header=None, notes=None):
     import pyarrow
     import pyarrow.csv as pacsv
 
-    compression = _COMPRESSED.get(os.path.splitext(path)[1].lower())
-    rows, separator = _sample_rows(path, compression)
-    has_header = _looks_like_header(rows) if header is None else header
+    compression, rows, separator, has_header, raw, label_index = _detect(
+        path, label_column, False, header)
     width = len(rows[0])
-    raw = [h.strip() for h in rows[0]] if has_header else [f"x{j}" for j in range(width)]
     if len(set(raw)) != len(raw):
         raise DataError(f"{path} names a column twice ({raw}); give each column once.")
-    label_index = _label_index(raw, has_header, label_column, False, path)
     features = [name for j, name in enumerate(raw) if j != label_index]
     if notes is not None:
         notes.append(f"read {path} in blocks: separator "
@@ -235,20 +232,38 @@ def _sample_rows(path, compression):
     return rows, separator
 
 
-def _read_csv(path, label_column, require_label, header=None, notes=None):
-    import pandas as pd
-
+def _detect(path, label_column, require_label, header):
+    """What a CSV's first lines say: ``(compression, sample rows, separator,
+    whether there is a header, column names, the label column's index)``."""
     compression = _COMPRESSED.get(os.path.splitext(path)[1].lower())
     rows, separator = _sample_rows(path, compression)
     has_header = _looks_like_header(rows) if header is None else header
     width = len(rows[0])
+    names = [h.strip() for h in rows[0]] if has_header else [f"x{j}" for j in range(width)]
+    label_index = _label_index(names, has_header, label_column, require_label, path)
+    return compression, rows, separator, has_header, names, label_index
+
+
+def _check_numeric(path, names, dtypes):
+    bad = [name for name, dtype in zip(names, dtypes) if not _numeric(dtype)]
+    if bad:
+        raise DataError(
+            f"{path}: column(s) {bad} are not numeric. Encode them as numbers or "
+            "drop them (or name the label column with --label-column)."
+        )
+
+
+def _read_csv(path, label_column, require_label, header=None, notes=None):
+    import pandas as pd
+
+    compression, rows, separator, has_header, names, label_index = _detect(
+        path, label_column, require_label, header)
+    width = len(rows[0])
     for number, row in enumerate(rows[1:], start=2):  # beyond the sample: pyarrow's check
         if len(row) != width:
             raise DataError(f"{path}, line {number}: {len(row)} fields, expected {width}.")
-    names = [h.strip() for h in rows[0]] if has_header else [f"x{j}" for j in range(width)]
     if has_header and len(rows) == 1:
         raise DataError(f"{path} has a header but no data rows.")
-    label_index = _label_index(names, has_header, label_column, require_label, path)
     try:  # strict where pandas' own engine is not: a short line is an error
         import pyarrow  # noqa: F401
     except ImportError:
@@ -278,13 +293,7 @@ def _read_csv(path, label_column, require_label, header=None, notes=None):
     frame.columns = names
     feature_names = [name for j, name in enumerate(names) if j != label_index]
     features = frame.iloc[:, [j for j in range(width) if j != label_index]]
-    bad = [name for name, dtype in zip(feature_names, features.dtypes)
-           if not _numeric(dtype)]
-    if bad:
-        raise DataError(
-            f"{path}: column(s) {bad} are not numeric. Encode them as numbers or "
-            "drop them (or name the label column with --label-column)."
-        )
+    _check_numeric(path, feature_names, features.dtypes)
     X = features.to_numpy(dtype=np.float64, na_value=np.nan)
     y = None
     if label_index is not None:
@@ -340,11 +349,7 @@ def _read_parquet(path, label_column, require_label):
     label_index = _label_index(names, True, label_column, require_label, path)
     feature_index = [j for j in range(len(names)) if j != label_index]
     features = frame.iloc[:, feature_index]
-    bad = [names[j] for j, dtype in zip(feature_index, features.dtypes)
-           if getattr(dtype, "kind", "O") not in "biuf"]
-    if bad:
-        raise DataError(f"{path}: column(s) {bad} are not numeric. Encode them as numbers "
-                        "or drop them (or name the label column with --label-column).")
+    _check_numeric(path, [names[j] for j in feature_index], features.dtypes)
     y = None
     if label_index is not None:
         values = frame.iloc[:, label_index]

@@ -92,9 +92,9 @@ class UnionProjection(BaseProjection):
         **BaseProjection._parameter_constraints,
         "method": [StrOptions({"pca+spectral"})],
         "n_linear": [Interval(Integral, 0, None, closed="left"), None],
-        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "n_landmarks": [Interval(Integral, 3, None, closed="left")],
-        "random_state": ["random_state"],
+        # the graph part's, as GraphProjection declares them
+        **{name: GraphProjection._parameter_constraints[name]
+           for name in ("n_neighbors", "n_landmarks", "random_state")},
     }
 
     def __init__(
