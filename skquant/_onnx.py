@@ -176,7 +176,23 @@ def _emit_clean(b, step, x):
     filled = b.node("Where", [missing, b.constant(step.fill, "clean_fill"), kept],
                     "clean_filled")
     lowered = b.node("Max", [filled, b.constant(step.lower, "clean_lower")], "clean_low")
-    return b.node("Min", [lowered, b.constant(step.upper, "clean_upper")], "clean_clipped")
+    clipped = b.node("Min", [lowered, b.constant(step.upper, "clean_upper")], "clean_clipped")
+    if step.center is None:
+        return clipped
+    # as kernels.clean: (x - center) / scale; where the difference overflows,
+    # x / scale - center / scale; then held within float32's range
+    center, scale = b.constant(step.center, "clean_center"), b.constant(step.scale, "clean_scale")
+    scaled = b.node("Div", [b.node("Sub", [clipped, center], "clean_centred"), scale],
+                    "clean_scaled")
+    redone = b.node("Sub", [b.node("Div", [clipped, scale], "clean_over"),
+                            b.constant(step.center / step.scale, "clean_shift")], "clean_redone")
+    chosen = b.node("Where", [b.node("IsInf", [scaled], "clean_overflow"), redone, scaled],
+                    "clean_chosen")
+    largest = np.finfo(np.float32).max
+    held = b.node("Max", [chosen, b.constant(np.float32(-largest).reshape(1), "clean_min")],
+                  "clean_held_low")
+    return b.node("Min", [held, b.constant(np.float32(largest).reshape(1), "clean_max")],
+                  "clean_held")
 
 
 def _emit_linear(b, step, x):

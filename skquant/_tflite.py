@@ -39,8 +39,21 @@ def _emit_clean(tf, step):
         # builtins, where is_finite is not
         finite = tf.logical_and(tf.equal(x, x), tf.less(tf.abs(x), np.inf))
         x = tf.where(finite, x, fill + tf.zeros_like(x))
-        return tf.minimum(tf.maximum(x, lower), upper)
+        x = tf.minimum(tf.maximum(x, lower), upper)
+        if center is None:
+            return x
+        # as kernels.clean: (x - center) / scale; where the difference
+        # overflows, x / scale - center / scale; then held within range
+        scaled = (x - center) / scale
+        redone = x / scale - shift
+        scaled = tf.where(tf.less(tf.abs(scaled), np.inf), scaled, redone)
+        return tf.minimum(tf.maximum(scaled, -largest), largest)
 
+    center = scale = shift = None
+    if step.center is not None:
+        center, scale = _constant(tf, step.center), _constant(tf, step.scale)
+        shift = _constant(tf, step.center / step.scale)
+    largest = float(np.finfo(np.float32).max)
     return clean
 
 

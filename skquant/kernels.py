@@ -19,8 +19,8 @@ import numpy as np
 BLOCK_ELEMENTS = 1 << 21
 
 
-def clean(X, keep, fill, lower, upper):
-    """The Cleaner: keep some columns, impute non-finite values, clip.
+def clean(X, keep, fill, lower, upper, center=None, scale=None):
+    """The Cleaner: keep some columns, impute non-finite values, clip, scale.
 
     Parameters
     ----------
@@ -29,17 +29,37 @@ def clean(X, keep, fill, lower, upper):
         The kept columns.
     fill, lower, upper : ndarray of shape (n_kept,)
         Each kept column's imputed value and clipping bounds.
+    center, scale : ndarray of shape (n_kept,) or None
+        The scaling, ``(x - center) / scale`` after clipping; None for none.
 
     Returns
     -------
     ndarray of shape (n_samples, n_kept)
+        Finite: a scaled value beyond the dtype's range becomes its largest.
     """
     kept = X[:, keep]
     kept = np.where(np.isfinite(kept), kept, fill)
     # maximum then minimum: np.clip's, without its wrapper's cost (a third
     # of a one-row call)
     np.maximum(kept, lower, out=kept)
-    return np.minimum(kept, upper, out=kept)
+    np.minimum(kept, upper, out=kept)
+    if center is None:
+        return kept
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = np.subtract(kept, center)
+        scaled /= scale
+    if not np.isfinite(scaled).all():
+        # the difference overflowed (values of opposite signs near the
+        # range's edge), or the quotient did (an input far beyond the
+        # training range, with clipping off): each term divided first,
+        # then what is still beyond the range held at its largest value
+        rows, columns = np.nonzero(~np.isfinite(scaled))
+        with np.errstate(over="ignore", invalid="ignore"):
+            redone = (kept[rows, columns] / scale[columns]
+                      - center[columns] / scale[columns])
+        largest = np.finfo(scaled.dtype).max
+        scaled[rows, columns] = np.clip(redone, -largest, largest)
+    return scaled
 
 
 def linear(X, mean, components):

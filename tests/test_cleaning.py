@@ -287,7 +287,7 @@ NEAR_THE_RANGE = [
 @pytest.mark.parametrize("clip_quantile", [None, 0.001, 0.25])
 def test_statistics_stay_finite_near_the_float_range(column, strategy, clip_quantile):
     X = np.column_stack([column, np.arange(column.size, dtype=column.dtype)])
-    cleaner = Cleaner(strategy=strategy, clip_quantile=clip_quantile).fit(X)
+    cleaner = Cleaner(strategy=strategy, clip_quantile=clip_quantile, scaling=None).fit(X)
     values = column[np.isfinite(column)].astype(np.float64)
     assert cleaner.support_[0]  # not mistaken for a constant column
     fill = cleaner.statistics_[0]
@@ -303,7 +303,7 @@ def test_statistics_stay_finite_near_the_float_range(column, strategy, clip_quan
     # the sketch path: exact while the sample holds every row, and beyond it
     for sketch_size in (100, 2):
         streamed = Cleaner(strategy=strategy, clip_quantile=clip_quantile,
-                           sketch_size=sketch_size, random_state=0)
+                           sketch_size=sketch_size, random_state=0, scaling=None)
         for row in X:
             streamed.partial_fit(row[None])
         assert np.isfinite(streamed.statistics_[streamed.support_]).all()
@@ -341,7 +341,7 @@ def test_a_tiny_column_that_varies_is_kept():
     # not near-constant for variance_threshold=0 all the same
     tiny = np.array([1e-200, 2e-200, 3e-200, 4e-200, 5e-200])
     X = np.column_stack([tiny, np.full(5, 1e-200), np.arange(5.0)])
-    cleaner = Cleaner(clip_quantile=None).fit(X)
+    cleaner = Cleaner(clip_quantile=None, scaling=None).fit(X)
     assert cleaner.drop_reasons_ == {"x1": "constant"}
     np.testing.assert_array_equal(cleaner.transform(X)[:, 0], tiny)
     assert Cleaner(clip_quantile=None, variance_threshold=1e-300).fit(X).drop_reasons_ == {
@@ -350,7 +350,7 @@ def test_a_tiny_column_that_varies_is_kept():
 
 def test_statistics_beyond_float32_transform_float32_rows_finitely():
     X = np.column_stack([[1e300, 2e300, 3e300, 4e300], [1.0, 2.0, 3.0, 4.0]])
-    cleaner = Cleaner(clip_quantile=0.1).fit(X)
+    cleaner = Cleaner(clip_quantile=0.1, scaling=None).fit(X)
     out = cleaner.transform(np.array([[np.nan, 1.0], [5.0, np.inf]], dtype=np.float32))
     largest = np.finfo(np.float32).max
     assert out.dtype == np.float32 and np.isfinite(out).all()
@@ -368,3 +368,108 @@ def test_sparse_input_says_it_is_sparse_and_what_to_do(fmt):
     cleaner = Cleaner().fit(sparse.toarray())
     with pytest.raises(TypeError, match=r"Cleaner needs dense data.*sparse.*toarray\(\)"):
         cleaner.transform(sparse)
+
+
+# ------------------------------------------------------------------ scaling
+def _mixed_units(n=300, seed=0):
+    """Columns in different units (grams, millimetres, a ratio), some missing."""
+    rng = np.random.RandomState(seed)
+    X = np.column_stack([rng.normal(4000, 800, n), rng.normal(45, 5, n),
+                         rng.uniform(0, 0.01, n), rng.normal(200, 15, n)])
+    X[::9, 1] = np.nan
+    return X
+
+
+def test_auto_scaling_standardizes_columns_in_different_units():
+    from sklearn.preprocessing import StandardScaler
+
+    X = _mixed_units()
+    cleaner = Cleaner().fit(X)
+    assert cleaner.scaling_ == "standard"
+    unscaled = Cleaner(scaling=None).fit(X).transform(X)
+    np.testing.assert_allclose(cleaner.transform(X), StandardScaler().fit_transform(unscaled),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cleaner.center_, unscaled.mean(axis=0))
+    np.testing.assert_allclose(cleaner.scale_, unscaled.std(axis=0))
+
+
+def test_auto_scaling_leaves_columns_that_share_a_scale():
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data  # pixels, 0 to 16: scaled one by one, blank ones grow
+    cleaner = Cleaner().fit(X)
+    assert cleaner.scaling_ is None and cleaner.center_ is None and cleaner.scale_ is None
+    np.testing.assert_array_equal(cleaner.transform(X), Cleaner(scaling=None).fit_transform(X))
+    # asked for, it scales all the same
+    assert Cleaner(scaling="standard").fit(X).scaling_ == "standard"
+
+
+def test_robust_scaling_uses_median_and_interquartile_range():
+    from sklearn.preprocessing import RobustScaler
+
+    X = _mixed_units()
+    X[:40, 2] = 0.005  # quartiles still apart
+    cleaner = Cleaner(scaling="robust").fit(X)
+    unscaled = Cleaner(scaling=None).fit(X).transform(X)
+    np.testing.assert_allclose(cleaner.transform(X), RobustScaler().fit_transform(unscaled),
+                               rtol=1e-10, atol=1e-10)
+    # a column whose quartiles are equal is scaled by its standard deviation
+    X[:250, 3] = 200.0
+    cleaner = Cleaner(scaling="robust", clip_quantile=None).fit(X)
+    column = Cleaner(scaling=None, clip_quantile=None).fit(X).transform(X)[:, 3]
+    assert cleaner.scale_[3] == pytest.approx(column.std())
+
+
+def test_scaling_is_tunable_and_checked():
+    X = _mixed_units()
+    with pytest.raises(ValueError, match="scaling"):
+        Cleaner(scaling="minmax").fit(X)
+    y = (X[:, 0] > 4000).astype(int)
+    search = GridSearchCV(make_pipeline(Cleaner(), LogisticRegression()),
+                          {"cleaner__scaling": [None, "standard", "robust"]}, cv=3).fit(X, y)
+    assert search.best_params_["cleaner__scaling"] in (None, "standard", "robust")
+
+
+def test_scaled_columns_keep_their_names_and_dropped_ones_get_neutral_statistics():
+    X = np.column_stack([_mixed_units(), np.full(300, 7.0)])
+    cleaner = Cleaner().fit(X)
+    assert list(cleaner.get_feature_names_out()) == ["x0", "x1", "x2", "x3"]
+    assert cleaner.center_[4] == 0.0 and cleaner.scale_[4] == 1.0
+
+
+@pytest.mark.parametrize("scaling", ["standard", "robust"])
+def test_partial_fit_scales_as_fit_while_the_sample_holds_every_row(scaling):
+    X = _mixed_units()
+    fitted = Cleaner(scaling=scaling).fit(X)
+    streamed = Cleaner(scaling=scaling, random_state=0)
+    for start in range(0, len(X), 64):
+        streamed.partial_fit(X[start : start + 64])
+    np.testing.assert_allclose(streamed.center_, fitted.center_)
+    np.testing.assert_allclose(streamed.scale_, fitted.scale_)
+    np.testing.assert_allclose(streamed.transform(X), fitted.transform(X))
+
+
+@pytest.mark.parametrize("column", NEAR_THE_RANGE, ids=["float32", "float64", "both-signs"])
+@pytest.mark.parametrize("scaling", ["standard", "robust"])
+@pytest.mark.parametrize("clip_quantile", [None, 0.25])
+def test_scaling_stays_finite_near_the_float_range(column, scaling, clip_quantile):
+    X = np.column_stack([column, np.arange(column.size, dtype=column.dtype)])
+    cleaner = Cleaner(scaling=scaling, clip_quantile=clip_quantile).fit(X)
+    assert np.isfinite(cleaner.center_).all() and (cleaner.scale_ > 0).all()
+    assert np.isfinite(cleaner.scale_).all()
+    out = cleaner.transform(X)
+    assert out.dtype == X.dtype and np.isfinite(out).all()
+    # the second column, ordinary, is scaled as ever
+    second = Cleaner(scaling=None, clip_quantile=clip_quantile).fit(X).transform(X)[:, 1]
+    np.testing.assert_allclose(out[:, 1], (second - cleaner.center_[1]) / cleaner.scale_[1])
+    # far beyond the training range (clipping off), a value is held at the largest
+    far = np.array([[np.finfo(X.dtype).max, 1e30]], dtype=X.dtype)
+    assert np.isfinite(cleaner.transform(far)).all()
+
+
+def test_scaled_float32_rows_are_scaled_in_float32():
+    X = _mixed_units()
+    cleaner = Cleaner().fit(X)
+    out32 = cleaner.transform(X.astype(np.float32))
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(out32, cleaner.transform(X), rtol=1e-5, atol=1e-5)

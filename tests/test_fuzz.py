@@ -219,20 +219,24 @@ def test_cleaner():
         chunks=st.sampled_from([1, 1, 2, 3]),
         sketch_size=st.sampled_from([2, 3, 100_000]),
         fill=st.sampled_from([0.0, 1e300, -3e38]),
+        scaling=st.sampled_from(["auto", None, "standard", "robust"]),
     )
-    def probe(X, other, strategy, clip, threshold, chunks, sketch_size, fill):
+    def probe(X, other, strategy, clip, threshold, chunks, sketch_size, fill, scaling):
         X_new = other.draw(arrays(n_cols=X.shape[1], max_rows=4))
 
         def run():
             cleaner = Cleaner(strategy=strategy, clip_quantile=clip, fill_value=fill,
                               variance_threshold=threshold, sketch_size=sketch_size,
-                              random_state=0)
+                              scaling=scaling, random_state=0)
             fit_by(cleaner, X, chunks)
             width = int(cleaner.support_.sum())
             for name in ("statistics_", "lower_bounds_", "upper_bounds_"):
                 kept = getattr(cleaner, name)[cleaner.support_]
                 assert not np.isnan(kept).any(), (name, kept)
             assert np.isfinite(cleaner.statistics_[cleaner.support_]).all()
+            if cleaner.scaling_ is not None:
+                assert np.isfinite(cleaner.center_).all() and (cleaner.scale_ > 0).all()
+                assert np.isfinite(cleaner.scale_).all()
             return [(A, cleaner.transform(A), width) for A in (X, X_new)]
 
         outcomes[outcome(run, refusals)] += 1

@@ -27,6 +27,10 @@ class _Arrays:
     def float64_rows(self, name):
         return Float64Rows(self._arrays, self._prefix + name)
 
+    def has(self, name):
+        """Whether the step has the (optional) array ``name``."""
+        return self._prefix + name in self._arrays
+
 
 def _is_sparse(X):
     """A scipy.sparse matrix or array (or pydata sparse), without importing scipy."""

@@ -10,7 +10,8 @@ them into a shorter list of operations that compute the same function:
 - the Cleaner becomes one clip over every input column: the dropped ones
   are clipped to ``[0, 0]`` and get zero weights downstream, which removes
   its column gather (imputation runs only when a block holds NaN or
-  infinity);
+  infinity); its scaling, where it scales, folds into the affine map after
+  it (before a step with its own kernel, the Cleaner runs as it is);
 - adjacent affine maps are multiplied out into one matrix and bias, in
   float64 and then rounded to float32: the Cleaner's column selection,
   PCA's centring and components (or the random projection's, LPP's, the
@@ -165,6 +166,13 @@ class ClipOp:
             clean.fill, clean.lower, clean.upper)
         full = np.maximum(np.abs(self.lower), np.abs(self.upper)).astype(np.float64)
         self.bound = full[clean.keep] if gather else full
+        if gather and clean.center is not None:
+            # the scaled columns: each bound's distance to the centre over
+            # the scale, at most float32's largest (where the kernel holds them)
+            center, scale = clean.center.astype(np.float64), clean.scale.astype(np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):
+                spread = np.maximum(np.abs(clean.lower - center), np.abs(clean.upper - center))
+                self.bound = np.minimum(spread / scale, float(np.finfo(np.float32).max))
 
     def __call__(self, X, finite):
         if self.gather:
@@ -434,15 +442,24 @@ def build_plan(steps, kinds, n_features):
     if steps and type(steps[0]) is Clean:
         clean = steps.pop(0)
         kinds.pop(0)
-        # the next step reads every column only where it is fused here
-        gather = not (steps and type(steps[0]) in (Linear, Select, Closeness, MLP, Nystrom,
-                                                   Union))
+        # the next step reads every column only where it is fused here; the
+        # scaling folds into an affine map after it, and otherwise the
+        # Cleaner's own kernel scales the kept columns
+        scaled = clean.center is not None
+        fused = (Linear, Select, MLP) if scaled else (
+            Linear, Select, Closeness, MLP, Nystrom, Union)
+        gather = not (steps and type(steps[0]) in fused)
         clip = ClipOp(clean, n_features, gather)
         bound = clip.bound
         if gather:
             width = clean.keep.size
         else:
             pending = clean_selection = _selection(clean.keep, n_features)
+            if scaled:
+                scale = clean.scale.astype(np.float64)
+                pending = pending.then(_Affine(
+                    np.diag(1.0 / scale), np.zeros(scale.size), ["clean step"],
+                    centre=clean.center.astype(np.float64)))
     operations = []
 
     def emit(operation):

@@ -398,6 +398,10 @@ class StepArrays:
         self._values(full, "index", low, high)
         return found
 
+    def has(self, name):
+        """Whether the layout holds the array ``name`` (an optional one)."""
+        return self.prefix + name in self._layout
+
     def require(self, check):
         """Queue ``check(get)``, which reads arrays by their short name and
         raises :class:`ArtifactError`."""

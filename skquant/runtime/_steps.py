@@ -100,11 +100,14 @@ class Float64Rows:
 
 
 class Clean:
-    """Impute NaN and infinity, keep the informative columns, clip."""
+    """Impute NaN and infinity, keep the informative columns, clip, and
+    scale them where the Cleaner scales (the optional arrays ``center`` and
+    ``scale``)."""
 
     PARAMS = {}
     # whether the pipeline checks the output for overflow: not here (finite
-    # fill, finite or infinite bounds: finite output by construction)
+    # fill, finite or infinite bounds, scaled values held in range: finite
+    # output by construction)
     OVERFLOWS = False
 
     @staticmethod
@@ -113,6 +116,10 @@ class Clean:
         arrays.vector("fill", kept, what="one per kept column")
         arrays.vector("lower", kept, values="bounds", what="one per kept column")
         arrays.vector("upper", kept, values="bounds", what="one per kept column")
+        if arrays.has("center") or arrays.has("scale"):
+            # the scaling: both or neither
+            arrays.vector("center", kept, what="one per kept column")
+            arrays.vector("scale", kept, values="positive", what="one per kept column")
 
         def check(get):
             keep = get("keep")
@@ -137,12 +144,17 @@ class Clean:
         self.keep = get("keep").astype(np.intp)
         self.fill = get("fill")
         self.lower, self.upper = get("lower"), get("upper")
+        self.center = self.scale = None
+        if get.has("center"):
+            self.center, self.scale = get("center"), get("scale")
 
     def row_bytes(self):
-        return 12 * self.keep.size  # the kept columns, their mask, the imputed copy
+        # the kept columns, their mask, the imputed copy (and the scaled one)
+        return (12 if self.center is None else 16) * self.keep.size
 
     def __call__(self, X):
-        return kernels.clean(X, self.keep, self.fill, self.lower, self.upper)
+        return kernels.clean(X, self.keep, self.fill, self.lower, self.upper,
+                             self.center, self.scale)
 
 
 class Linear:
