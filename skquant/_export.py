@@ -236,7 +236,8 @@ def _check_float32_conditioning(quantized):
         # the runtime subtracts the mean first (exact in float32), so the
         # terms are the components times the spread around the mean
         mean = step.mean.astype(np.float64)
-        spread = np.maximum(np.abs(before.lower - mean), np.abs(before.upper - mean))
+        lower, upper = before.output_bounds()
+        spread = np.maximum(np.abs(lower - mean), np.abs(upper - mean))
         if not np.all(np.isfinite(spread)):
             continue  # no clipping bounds: nothing bounds the terms to judge
         terms = np.abs(step.components.astype(np.float64)) @ spread

@@ -42,7 +42,8 @@ def _labels(values, path):
     return np.array(values, dtype=object).astype(str)
 
 
-def read_table(path, label_column=None, require_label=True, *, header=None, notes=None):
+def read_table(path, label_column=None, require_label=True, *, header=None, notes=None,
+               allow_text=False):
     """Read features (and labels) from a CSV or NPZ file.
 
     Parameters
@@ -63,11 +64,16 @@ def read_table(path, label_column=None, require_label=True, *, header=None, note
     notes : list or None, default=None
         Where given, a line saying what was detected (the separator, the
         header, the label column) is appended to it.
+    allow_text : bool, default=False
+        Whether feature columns may hold text (categories, for a Cleaner
+        that encodes them). Without it such a column is an error.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features)
-        Features as float64, NaN for missing entries.
+    X : ndarray of shape (n_samples, n_features) or DataFrame
+        Features as float64, NaN for missing entries; with ``allow_text``
+        and a text column, a pandas DataFrame (numbers as float64, text as
+        str, missing entries NaN).
     y : ndarray of shape (n_samples,) or None
         Labels.
     feature_names : list of str or None
@@ -81,13 +87,13 @@ def read_table(path, label_column=None, require_label=True, *, header=None, note
         if inner not in (".csv", ".txt"):
             raise DataError(f"unsupported data file {path}: a compressed file must be a "
                             f"CSV ({'.csv' + extension}).")
-        return _read_csv(path, label_column, require_label, header, notes)
+        return _read_csv(path, label_column, require_label, header, notes, allow_text)
     if extension == ".npz":
         return _read_npz(path, label_column, require_label)
     if extension in (".csv", ".txt"):
-        return _read_csv(path, label_column, require_label, header, notes)
+        return _read_csv(path, label_column, require_label, header, notes, allow_text)
     if extension == ".parquet":
-        return _read_parquet(path, label_column, require_label)
+        return _read_parquet(path, label_column, require_label, allow_text, notes)
     raise DataError(f"unsupported data file {path}: use a .csv (also .csv.gz, .csv.bz2, "
                     ".csv.xz), .parquet or .npz file.")
 
@@ -99,7 +105,7 @@ _STREAM_BLOCK_BYTES = 1 << 20
 _BINARY_OPENERS = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 
 
-def iter_csv_blocks(path, label_column=None, *, header=None, notes=None):
+def iter_csv_blocks(path, label_column=None, *, header=None, notes=None, text_columns=()):
     """A CSV's feature rows a block at a time, for files larger than memory.
 
     The separator, header and label column are detected as
@@ -110,11 +116,15 @@ def iter_csv_blocks(path, label_column=None, *, header=None, notes=None):
     parses (given a path, it reads far ahead, and memory grows with the
     file).
 
+    ``text_columns`` (positions among the feature columns) are read as
+    text, for a model that encodes them as categories; the blocks are then
+    pandas DataFrames.
+
     Returns
     -------
     names : list of str or None
         The feature columns' names, from the header.
-    blocks : iterator of ndarray of shape (n_rows, n_features)
+    blocks : iterator of ndarray of shape (n_rows, n_features) or DataFrame
         float64 rows, NaN for missing entries, in file order.
     """
     import pyarrow
@@ -133,6 +143,8 @@ def iter_csv_blocks(path, label_column=None, *, header=None, notes=None):
                      + ("" if label_index is None else
                         f", column {raw[label_index]!r} left out"))
     file_names = [h for h in rows[0]] if has_header else raw
+    feature_index = [j for j in range(width) if j != label_index]
+    text = {feature_index[j] for j in text_columns if j < len(feature_index)}
     options = dict(
         read_options=pacsv.ReadOptions(
             block_size=_STREAM_BLOCK_BYTES, column_names=file_names,
@@ -140,8 +152,8 @@ def iter_csv_blocks(path, label_column=None, *, header=None, notes=None):
         parse_options=pacsv.ParseOptions(delimiter=separator),
         convert_options=pacsv.ConvertOptions(
             null_values=_NA_VALUES, strings_can_be_null=True,
-            column_types={file_names[j]: pyarrow.float64() for j in range(width)
-                          if j != label_index},
+            column_types={file_names[j]: pyarrow.string() if j in text else pyarrow.float64()
+                          for j in range(width) if j != label_index},
             include_columns=[file_names[j] for j in range(width) if j != label_index]),
     )
 
@@ -159,6 +171,15 @@ def iter_csv_blocks(path, label_column=None, *, header=None, notes=None):
             raise DataError(f"could not read {path} as CSV: {message}") from None
 
     def convert(reader):
+        if text:
+            import pandas as pd
+
+            for batch in reader:
+                frame = pd.DataFrame({name: column.to_numpy(zero_copy_only=False)
+                                      for name, column in zip(features, batch.columns)})
+                yield frame.astype({name: object for j, name in zip(feature_index, features)
+                                    if j in text})
+            return
         for batch in reader:
             yield np.column_stack([
                 column.to_numpy(zero_copy_only=False) for column in batch.columns
@@ -253,7 +274,29 @@ def _check_numeric(path, names, dtypes):
         )
 
 
-def _read_csv(path, label_column, require_label, header=None, notes=None):
+def _features(path, names, features, allow_text, notes):
+    """The feature columns as float64, or with ``allow_text`` and a text
+    column among them, as a DataFrame of float64 and str columns."""
+    text = [name for name, dtype in zip(names, features.dtypes) if not _numeric(dtype)]
+    if not text or not allow_text:
+        _check_numeric(path, names, features.dtypes)
+        return features.to_numpy(dtype=np.float64, na_value=np.nan)
+    import pandas as pd
+
+    columns = {}
+    for name, (_, column) in zip(names, features.items()):
+        if name in text:
+            values = column.astype(object)
+            columns[name] = values.where(values.notna(), np.nan)
+        else:
+            columns[name] = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    if notes is not None:
+        notes.append(f"text column(s) {text[:10]}{' ...' if len(text) > 10 else ''} read as "
+                     "categories")
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(features)))
+
+
+def _read_csv(path, label_column, require_label, header=None, notes=None, allow_text=False):
     import pandas as pd
 
     compression, rows, separator, has_header, names, label_index = _detect(
@@ -293,8 +336,7 @@ def _read_csv(path, label_column, require_label, header=None, notes=None):
     frame.columns = names
     feature_names = [name for j, name in enumerate(names) if j != label_index]
     features = frame.iloc[:, [j for j in range(width) if j != label_index]]
-    _check_numeric(path, feature_names, features.dtypes)
-    X = features.to_numpy(dtype=np.float64, na_value=np.nan)
+    X = _features(path, feature_names, features, allow_text, notes)
     y = None
     if label_index is not None:
         values = frame.iloc[:, label_index]
@@ -335,7 +377,7 @@ def _label_reason(names, has_header, label_column, label_index, y):
     return reason + ")"
 
 
-def _read_parquet(path, label_column, require_label):
+def _read_parquet(path, label_column, require_label, allow_text=False, notes=None):
     import pandas as pd
 
     try:
@@ -349,7 +391,6 @@ def _read_parquet(path, label_column, require_label):
     label_index = _label_index(names, True, label_column, require_label, path)
     feature_index = [j for j in range(len(names)) if j != label_index]
     features = frame.iloc[:, feature_index]
-    _check_numeric(path, [names[j] for j in feature_index], features.dtypes)
     y = None
     if label_index is not None:
         values = frame.iloc[:, label_index]
@@ -357,7 +398,7 @@ def _read_parquet(path, label_column, require_label):
             raise DataError(f"{path}: data row {int(np.flatnonzero(values.isna())[0]) + 1} "
                             "has no label; drop or label such rows.")
         y = values.to_numpy()
-    X = features.to_numpy(dtype=np.float64, na_value=np.nan)
+    X = _features(path, [names[j] for j in feature_index], features, allow_text, notes)
     return X, y, [names[j] for j in feature_index]
 
 

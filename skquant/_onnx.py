@@ -45,6 +45,9 @@ _INSTALL = 'pip install "skquant[onnx]"'
 # in metadata_props with the model's input width and class labels
 _FORMAT = "1"
 _INPUT, _LABEL, _PROBABILITIES = "X", "label", "probabilities"
+# the categorical columns' values, as text (a pipeline whose Cleaner encodes
+# categories): one column per categorical column, in the table's order
+_TEXT_INPUT = "X_text"
 
 
 def _require(*modules):
@@ -177,6 +180,30 @@ def _emit_clean(b, step, x):
                     "clean_filled")
     lowered = b.node("Max", [filled, b.constant(step.lower, "clean_lower")], "clean_low")
     clipped = b.node("Min", [lowered, b.constant(step.upper, "clean_upper")], "clean_clipped")
+    if step.categories:
+        numeric = _scaled(b, step, clipped)
+        # each categorical column: its text -> its row in the lookup table
+        # (an unknown category the last row; "" -- a missing value -- the
+        # imputed category's, unless "" is a category itself)
+        blocks = [numeric]
+        for number, (_, categories, table, missing_row) in enumerate(step.categories):
+            text = b.node("Gather", [_TEXT_INPUT, b.constant(np.array(number, dtype=np.int64),
+                                                             "category_column")],
+                          "category_text", axis=1)
+            keys = categories.tolist()
+            values = list(range(len(keys)))
+            if "" not in keys:
+                keys, values = keys + [""], values + [missing_row]
+            codes = b.node("LabelEncoder", [text], "category_codes", domain="ai.onnx.ml",
+                           keys_strings=keys, values_int64s=values,
+                           default_int64=len(categories))
+            blocks.append(b.node("Gather", [b.constant(table, "category_table"), codes],
+                                 "category_rows", axis=0))
+        return b.node("Concat", blocks, "clean_encoded", axis=1)
+    return _scaled(b, step, clipped)
+
+
+def _scaled(b, step, clipped):
     if step.center is None:
         return clipped
     # as kernels.clean: (x - center) / scale; where the difference overflows,
@@ -392,6 +419,7 @@ def _metadata(served, dtype):
         "skquant.n_features_in": str(served.n_features_in_),
         "skquant.steps": ",".join(served.steps),
         "skquant.cleans": "1" if served.steps[0] == "clean" else "0",
+        "skquant.categorical": ",".join(map(str, sorted(served._categorical))),
         "skquant.classes": json.dumps(_label_values(served.classes_).tolist()),
     }
 
@@ -415,16 +443,20 @@ def _graph_model(served, dtype):
 
     b = _GraphBuilder(int8=dtype == "int8")
     b.unique(_INPUT)
+    b.unique(_TEXT_INPUT)
     x = _INPUT
     for step in served._run:
         x = _emit(b, step, x)
     b.unique(_LABEL), b.unique(_PROBABILITIES)
     _emit_head(b, x, served.classes_, label=_LABEL, probabilities=_PROBABILITIES)
     labels = _label_values(served.classes_)
+    inputs = [helper.make_tensor_value_info(_INPUT, TensorProto.FLOAT,
+                                            ["n_rows", served.n_features_in_])]
+    if served._categorical:
+        inputs.append(helper.make_tensor_value_info(
+            _TEXT_INPUT, TensorProto.STRING, ["n_rows", len(served._categorical)]))
     graph = helper.make_graph(
-        b.nodes, "skquant_pipeline",
-        [helper.make_tensor_value_info(_INPUT, TensorProto.FLOAT,
-                                       ["n_rows", served.n_features_in_])],
+        b.nodes, "skquant_pipeline", inputs,
         [helper.make_tensor_value_info(_LABEL, _onnx_dtype(labels.dtype), ["n_rows"]),
          helper.make_tensor_value_info(_PROBABILITIES, TensorProto.FLOAT,
                                        ["n_rows", len(labels)])],
@@ -644,7 +676,7 @@ def _session(model):
 
 def _session_outputs(model, X):
     """``[label, probabilities]`` of a skquant ModelProto on the rows ``X``."""
-    return _session(model).run([_LABEL, _PROBABILITIES], {_INPUT: _checked_rows(model, X)})
+    return _session(model).run([_LABEL, _PROBABILITIES], _feed(model, X))
 
 
 def load_onnx_model(path):
@@ -711,7 +743,10 @@ def load_onnx_model(path):
             "Export the model again with this version.")
     inputs = [value.name for value in model.graph.input]
     outputs = [value.name for value in model.graph.output]
-    if (inputs != [_INPUT] or outputs != [_LABEL, _PROBABILITIES]
+    categorical = metadata.get("skquant.categorical", "")
+    if (inputs != ([_INPUT, _TEXT_INPUT] if categorical else [_INPUT])
+            or outputs != [_LABEL, _PROBABILITIES]
+            or not all(part.isdigit() for part in categorical.split(",") if categorical)
             or not metadata.get("skquant.n_features_in", "").isdigit()
             or metadata.get("skquant.cleans") not in ("0", "1")):
         raise ValueError(
@@ -719,6 +754,38 @@ def load_onnx_model(path):
             f"inputs {inputs}, outputs {outputs} or metadata are not those that "
             "export_onnx writes: it was changed since. Export the model again.")
     return model
+
+
+def _feed(model, X):
+    """The model's inputs for the rows ``X``: ``{"X": float32 rows}``, and
+    for a model that encodes categorical columns, ``"X_text"``: their values
+    as text ("" for a missing one), the numeric columns in ``"X"``."""
+    metadata = {entry.key: entry.value for entry in model.metadata_props}
+    categorical = [int(part) for part in metadata.get("skquant.categorical", "").split(",")
+                   if part]
+    if not categorical:
+        return {_INPUT: _checked_rows(model, X)}
+    from . import kernels
+    from .runtime._pipeline import _column, _numbers
+
+    n_features = int(metadata["skquant.n_features_in"])
+    if not (hasattr(X, "columns") or (isinstance(X, np.ndarray) and X.ndim == 2)):
+        raise TypeError("This ONNX model encodes categorical columns: give it a table (a "
+                        "pandas or polars DataFrame, or a 2-D object array), not "
+                        f"{type(X).__name__}.")
+    width = len(X.columns) if hasattr(X, "columns") else X.shape[1]
+    if width != n_features:
+        raise ValueError(f"X has {width} features, but the ONNX model is expecting "
+                         f"{n_features} features as input.")
+    rows = np.full((X.shape[0], n_features), np.nan, dtype=np.float32)
+    text = np.empty((X.shape[0], len(categorical)), dtype=object)
+    for j in range(n_features):
+        if j in categorical:
+            values, missing = kernels.as_text(_column(X, j))
+            text[:, categorical.index(j)] = np.where(missing, "", values)
+        else:
+            rows[:, j] = _numbers(_column(X, j), f"column {j}")
+    return {_INPUT: rows, _TEXT_INPUT: text}
 
 
 def _checked_rows(model, X):
@@ -800,5 +867,4 @@ def run_onnx(path, X):
     ValueError: X has 10 features, but the ONNX model is expecting 64 features as input.
     """
     model = load_onnx_model(path)
-    rows = _checked_rows(model, X)
-    return _session(model).run([_PROBABILITIES], {_INPUT: rows})[0]
+    return _session(model).run([_PROBABILITIES], _feed(model, X))[0]

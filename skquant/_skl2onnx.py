@@ -75,7 +75,13 @@ def _runtime_step(estimator):
     for name, array in step_arrays.items():
         _store(arrays, name, array, "float32", quantize=name in weights,
                owner=f"its {type(estimator).__name__}")
-    return _steps.STEPS[kind](params, _Arrays(arrays, ""))
+    step = _steps.STEPS[kind](params, _Arrays(arrays, ""))
+    if getattr(step, "categories", None):
+        raise NotImplementedError(
+            "skl2onnx's converter for skquant.Cleaner takes numeric columns only, but this "
+            "Cleaner encodes categorical ones: export the whole pipeline with "
+            "skquant.export_onnx, whose model takes the text columns as a second input.")
+    return step
 
 
 def _float_input(b, operator):

@@ -29,7 +29,17 @@ def _constant(tf, array, dtype=None):
     return tf.constant(np.asarray(array), dtype=dtype or tf.float32)
 
 
+_NO_CATEGORIES = (
+    "export_tflite cannot export a Cleaner that encodes categorical columns: "
+    "TFLite's built-in operators have no string lookup. Serve it with "
+    "skquant.quantize (the numpy runtime) or skquant.export_onnx, which take "
+    "the raw table, text included; or encode those columns as numbers before "
+    "the pipeline.")
+
+
 def _emit_clean(tf, step):
+    if step.categories:
+        raise ValueError(_NO_CATEGORIES)
     keep, fill = _constant(tf, step.keep, tf.int32), _constant(tf, step.fill)
     lower, upper = _constant(tf, step.lower), _constant(tf, step.upper)
 
@@ -236,6 +246,8 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None, *, force=Tru
         raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}.")
     path = check_output_path(path, force=force, what="the TFLite file")
     served = quantize(pipeline, dtype="float32")  # validates the pipeline first
+    if served._categorical:  # before TensorFlow is loaded
+        raise ValueError(_NO_CATEGORIES)
     tf = _tensorflow()
     functions = _graph_steps(tf, served)
     n_features = served.n_features_in_

@@ -92,11 +92,11 @@ def _header_arguments(parser):
                        help="the CSV's first row is data (default: detected)")
 
 
-def _read(path, args, require_label):
+def _read(path, args, require_label, allow_text=False):
     """``read_table`` with the command's options; what it detected goes to stderr."""
     notes = []
     table = read_table(path, args.label_column, require_label=require_label,
-                       header=args.header, notes=notes)
+                       header=args.header, notes=notes, allow_text=allow_text)
     for note in notes:
         print(note, file=sys.stderr)
     return table
@@ -427,6 +427,19 @@ def _streams(path):
     return name.endswith((".csv", ".txt")) and os.path.isfile(path)
 
 
+def _text_columns(model):
+    """The input positions a model reads as categories (its Cleaner's)."""
+    import numpy as np
+
+    categorical = getattr(model, "_categorical", None)  # a QuantizedPipeline
+    if categorical is not None:
+        return sorted(categorical)
+    steps = getattr(model, "steps", None)
+    first = steps[0][1] if steps else model
+    mask = getattr(first, "categorical_", None)
+    return [] if mask is None else np.flatnonzero(mask).tolist()
+
+
 def _feature_frame(model, X, names, path):
     """Pick the model's columns by name when both sides have names."""
     expected = getattr(model, "feature_names_in_", None)
@@ -434,7 +447,12 @@ def _feature_frame(model, X, names, path):
         missing = [n for n in expected if n not in names]
         if missing:
             raise CommandError(f"{path} lacks the model's column(s) {missing}.")
-        return X[:, [names.index(n) for n in expected]]
+        order = [names.index(n) for n in expected]
+        if hasattr(X, "iloc"):
+            frame = X.iloc[:, order]
+            frame.columns = list(expected)
+            return frame
+        return X[:, order]
     n_expected = getattr(model, "n_features_in_", X.shape[1])
     if X.shape[1] != n_expected:
         raise CommandError(
@@ -443,6 +461,24 @@ def _feature_frame(model, X, names, path):
             "file has one."
         )
     return X
+
+
+def _text_positions(model, args):
+    """The positions, among a CSV's feature columns, of those the model
+    reads as categories: by name where the file and the model have names."""
+    from ._io import _detect
+
+    columns = _text_columns(model)
+    expected = getattr(model, "feature_names_in_", None)
+    if not columns or expected is None:
+        return columns
+    _, _, _, has_header, names, label_index = _detect(args.data, args.label_column, False,
+                                                      args.header)
+    if not has_header:
+        return columns
+    features = [name for j, name in enumerate(names) if j != label_index]
+    wanted = {str(expected[j]) for j in columns}
+    return [j for j, name in enumerate(features) if name in wanted]
 
 
 # ---------------------------------------------------------------- predict
@@ -459,11 +495,12 @@ def run_predict(args):
         # written as they come: memory stays flat however large the file
         notes = []
         names, blocks = iter_csv_blocks(args.data, args.label_column, header=args.header,
-                                        notes=notes)
+                                        notes=notes, text_columns=_text_positions(model, args))
         for note in notes:
             print(note, file=sys.stderr)
     else:
-        X, _, names = _read(args.data, args, require_label=bool(args.label_column))
+        X, _, names = _read(args.data, args, require_label=bool(args.label_column),
+                            allow_text=bool(_text_columns(model)))
         blocks = iter([X])
 
     def predictions():
@@ -612,8 +649,12 @@ def _load_demo_data(args):
 
         digits = load_digits()
         return digits.data, digits.target, "digits (scikit-learn, bundled)"
-    X, y, _ = _read(args.data, args, require_label=True)
+    X, y, _ = _read(args.data, args, require_label=True, allow_text=True)
     return X, y, args.data
+
+
+def _take_rows(X, rows):
+    return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
 
 
 def run_demo(args):
@@ -656,7 +697,8 @@ def run_demo(args):
     # The Cleaner may keep fewer columns on a CV fold than on the whole
     # training split: size the grid by the smallest, so no candidate fails.
     n_clean = min(
-        int(Cleaner().fit(X_train[rows]).support_.sum())
+        len(Cleaner(random_state=args.random_state).fit(
+            _take_rows(X_train, rows), y_train[rows]).get_feature_names_out())
         for rows in [np.arange(len(X_train))] + [train for train, _ in folds.split(X_train, y_train)]
     )
     # ... and by the rows of the smallest training fold (the tree and graph
@@ -729,7 +771,7 @@ def run_demo(args):
     table_path, plot_path = outputs[_DEMO_TABLE], outputs[_DEMO_PLOT]
     model_bytes = io.BytesIO()
     joblib.dump(best_model, model_bytes)
-    table_text = "".join(",".join(str(v) for v in values) + "\n"
+    table_text = "".join(",".join("" if v is None else str(v) for v in values) + "\n"
                          for values in [list(rows[0])] + [list(r.values()) for r in rows])
     plot_bytes = _plot(rows)
     for path, mode, content in ((model_path, "wb", model_bytes.getvalue()),
@@ -765,7 +807,10 @@ def _search_and_refit(search, pipeline, X_train, y_train, X_test, y_test, bar):
     best = int(np.argmax(results["mean_test_score"]))
     rows, best_model = [], None
     for i, candidate in enumerate(results["params"]):
-        model = clone(pipeline).set_params(**candidate)
+        # cloned after the parameters are set: the grid's projection is
+        # one estimator object, which every candidate of its family would
+        # otherwise share (and refit, changing the model kept before)
+        model = clone(clone(pipeline).set_params(**candidate))
         start = time.perf_counter()
         model.fit(X_train, y_train)
         seconds = time.perf_counter() - start
@@ -778,8 +823,17 @@ def _search_and_refit(search, pipeline, X_train, y_train, X_test, y_test, bar):
             "fit_seconds": seconds, "model_bytes": _model_bytes(model),
         }
         # what each candidate costs to serve: its float32 and int8 artifacts
+        # (None where quantize refuses it: a projection whose float32
+        # rounding would serve noise, say, as PCA at the full width of
+        # exactly dependent columns)
         for dtype in ("float32", "int8"):
-            served = quantize(model, dtype=dtype)
+            try:
+                served = quantize(model, dtype=dtype)
+            except ValueError as exc:
+                warnings.warn(f"{row['family']} at {row['dims']} dims has no {dtype} "
+                              f"artifact: {exc}", UserWarning, stacklevel=1)
+                row[f"{dtype}_bytes"] = row[f"{dtype}_accuracy"] = None
+                continue
             row[f"{dtype}_bytes"] = served.artifact_size()
             row[f"{dtype}_accuracy"] = served.score(X_test, y_test)
         rows.append(row)
@@ -805,8 +859,10 @@ def _smaller_within_noise(rows, best, spread):
     where there is one smaller than the best."""
     chosen = rows[best]
     floor = chosen["cv_accuracy"] - float(spread[best])
+    if chosen["int8_bytes"] is None:
+        return None
     close = [row for row in rows if row["cv_accuracy"] >= floor
-             and row["int8_bytes"] < chosen["int8_bytes"]]
+             and row["int8_bytes"] is not None and row["int8_bytes"] < chosen["int8_bytes"]]
     if not close:
         return None
     small = min(close, key=lambda row: row["int8_bytes"])
@@ -861,7 +917,11 @@ def _mark_pareto_front(rows):
     other is both smaller and at least as accurate as: the accuracy-versus-
     bytes Pareto front."""
     points = [(r[f"{d}_bytes"], r[f"{d}_accuracy"], i, d)
-              for i, r in enumerate(rows) for d in ("float32", "int8")]
+              for i, r in enumerate(rows) for d in ("float32", "int8")
+              if r[f"{d}_bytes"] is not None]
+    for r in rows:
+        for d in ("float32", "int8"):
+            r[f"{d}_pareto"] = False
     for size, accuracy, i, dtype in points:
         dominated = any(
             other_size <= size and other_accuracy >= accuracy
@@ -910,12 +970,14 @@ def _format_table(rows, best):
     lines = [header, "-" * len(header)]
     for i, r in enumerate(rows):
         mark = {d: "*" if r.get(f"{d}_pareto") else " " for d in ("float32", "int8")}
+        served = "".join(
+            f"{r[f'{d}_bytes']:>10}{r[f'{d}_accuracy']:>8.4f}{mark[d]}"
+            if r[f"{d}_bytes"] is not None else f"{'-':>10}{'-':>8} "
+            for d in ("float32", "int8"))
         lines.append(
             f"{r['family']:<20}{r['dims']:>5}{r['cv_accuracy']:>9.4f}"
             f"{r['test_accuracy']:>10.4f}{r['fit_seconds']:>8.1f}{r['model_bytes']:>10}"
-            f"{r['float32_bytes']:>10}{r['float32_accuracy']:>8.4f}{mark['float32']}"
-            f"{r['int8_bytes']:>10}{r['int8_accuracy']:>8.4f}{mark['int8']}"
-            + ("  <- best" if i == best else "")
+            + served + ("  <- best" if i == best else "")
         )
     lines.append("* on the accuracy-versus-bytes Pareto front of the served artifacts "
                  "(no other is smaller and at least as accurate)")
@@ -967,14 +1029,14 @@ def _plot_pareto(ax, rows):
     colours = {family: f"C{i % 10}" for i, family in enumerate(families)}
     for dtype, marker in (("float32", "o"), ("int8", "s")):
         for family in families:
-            mine = [r for r in rows if r["family"] == family]
+            mine = [r for r in rows if r["family"] == family and r[f"{dtype}_bytes"]]
             ax.scatter([r[f"{dtype}_bytes"] for r in mine],
                        [r[f"{dtype}_accuracy"] for r in mine], marker=marker, alpha=0.6,
                        color=colours[family], label=f"{family} {dtype}")
         front += [(r[f"{dtype}_bytes"], r[f"{dtype}_accuracy"]) for r in rows
                   if r[f"{dtype}_pareto"]]
     for r in rows:
-        if r.get("chosen"):
+        if r.get("chosen") and r["int8_bytes"] is not None:
             ax.scatter([r["int8_bytes"]], [r["int8_accuracy"]], marker="*", s=220,
                        color="black", zorder=5, label="chosen (int8)")
     front.sort()

@@ -62,6 +62,62 @@ def clean(X, keep, fill, lower, upper, center=None, scale=None):
     return scaled
 
 
+def category_codes(text, missing, categories, missing_row):
+    """Each value's row in its column's lookup table (see :func:`encode`).
+
+    Parameters
+    ----------
+    text : ndarray of str of shape (n_samples,)
+        The values as text.
+    missing : ndarray of bool of shape (n_samples,)
+        Which values are missing.
+    categories : ndarray of str of shape (n_categories,)
+        The known categories, sorted.
+    missing_row : int
+        The row of a missing value (its imputed category's).
+
+    Returns
+    -------
+    ndarray of float32 of shape (n_samples,)
+        The row of each value's category; ``n_categories`` (the table's last
+        row) for a category not in ``categories``. float32 holds every row
+        number exactly up to 2**24 categories.
+    """
+    position = np.searchsorted(categories, text)
+    found = categories[np.minimum(position, categories.size - 1)] == text
+    codes = np.where(found, position, categories.size)
+    codes[missing] = missing_row
+    return codes.astype(np.float32)
+
+
+def encode(codes, table, missing_row):
+    """The rows of a categorical column's lookup ``table`` for its ``codes``
+    (:func:`category_codes`): NaN (a missing value) gets ``missing_row``,
+    and a code outside the table the last row (an unknown category)."""
+    rows = np.where(np.isnan(codes), missing_row, codes)
+    rows = np.clip(rows, 0, table.shape[0] - 1).astype(np.intp)
+    return table[rows]
+
+
+def _is_missing(value):
+    """None, NaN, pandas' NA and NaT: a missing category."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value != value
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def as_text(values):
+    """A categorical column's values (any sequence, or a pandas or polars
+    Series) as a 1-D array of str, and the mask of the missing ones (left
+    as empty strings). Numbers are written as Python writes them."""
+    values = values.tolist() if hasattr(values, "tolist") else list(values)
+    missing = np.fromiter((_is_missing(v) for v in values), dtype=bool, count=len(values))
+    text = np.array(["" if m else str(v) for v, m in zip(values, missing)], dtype=str)
+    return text, missing
+
+
 def linear(X, mean, components):
     """``(X - mean) @ components.T``: PCA, random projection, LPP.
 

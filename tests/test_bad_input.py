@@ -201,14 +201,28 @@ def test_single_row_is_fine_after_fit():
 
 
 @pytest.mark.parametrize(
-    "estimator", [Cleaner(), *(cls(2, method=method) for cls, method in PROJECTIONS)],
-    ids=["Cleaner", *PROJECTION_IDS],
+    "estimator", [cls(2, method=method) for cls, method in PROJECTIONS], ids=PROJECTION_IDS,
 )
 def test_text_columns_in_an_array(estimator):
+    # (the Cleaner encodes text columns: see tests/test_tables.py)
     X_text = X.astype(object)
     X_text[0, 1] = "blue"
     with pytest.raises(ValueError, match="needs numeric input.*OneHotEncoder"):
         estimator.fit(X_text)
+
+
+def test_a_numeric_column_with_stray_text_is_refused_by_the_cleaner():
+    X_text = X.astype(object)
+    X_text[0, 1] = "blue"
+    with pytest.raises(ValueError, match=r"column 'x1' holds numbers and some text \('blue'\)"):
+        Cleaner().fit(X_text)
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=list("abcde")).astype({"b": str})
+    frame.loc[3, "b"] = "n/a?"
+    with pytest.raises(ValueError, match=r"column 'b' holds numbers and some text.*category"):
+        Cleaner().fit(frame)
+    # as a pandas categorical, it is encoded as categories
+    Cleaner().fit(frame.astype({"b": "category"}))
 
 
 def test_text_columns_in_a_dataframe_are_named():
@@ -216,7 +230,7 @@ def test_text_columns_in_a_dataframe_are_named():
     frame = pd.DataFrame(X, columns=list("abcde"))
     frame["colour"] = ["red", "blue", "green"] * 10
     with pytest.raises(ValueError, match=r"column\(s\) \['colour'\] are not numeric"):
-        Cleaner().fit(frame)
+        ColumnProjection(2).fit(frame)
 
 
 def test_single_class():

@@ -562,7 +562,10 @@ def test_predict_with_a_truncated_model_file(small_digits, tmp_path, capsys):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("a,b,label\n1,2,x\n3,red,y\n", "column(s) ['b'] are not numeric"),
+        # numbers and a stray text value: the Cleaner, which encodes text
+        # columns, refuses a column of nearly all numbers
+        ("a,b,label\n" + "".join(f"{i},{i * 2},{'xy'[i % 2]}\n" for i in range(30))
+         + "3,red,y\n", "column 'b' holds numbers and some text ('red')"),
         ("a,b\n1,2\n3\n", "line 3: 1 fields, expected 2"),
         ("", "is empty"),
     ],
@@ -1071,3 +1074,59 @@ def test_a_smaller_candidate_within_noise_is_named():
                     "one standard deviation over the folds of the best's 0.9800 ± 0.0060, "
                     "at 6,000 int8 bytes against 80,000")
     assert "column:pca at 8 dims" in _smaller_within_noise(rows, 2, np.array([0, 0, 0.01]))
+
+
+# ------------------------------------------------------------- raw tables
+def test_the_demo_keeps_each_candidate_s_own_projection(small_digits):
+    # the grid holds one projection object per family: every candidate must
+    # get its own copy, or a later candidate's refit changes the model kept
+    from sklearn.model_selection import GridSearchCV
+
+    from skquant.cli import _search_and_refit
+    from skquant.pipeline import projection_grid
+
+    X, y = small_digits
+    pipeline = make_quant_pipeline(random_state=0, classify__epochs=1)
+    grid = projection_grid(["column:pca"], [2, 3])
+    # the smallest projection scores best, so that the kept model is not the last fitted
+    search = GridSearchCV(pipeline, grid, cv=2, refit=False,
+                          scoring=lambda model, X, y: -model.named_steps["project"].n_components)
+    bar = SimpleNamespace(update=lambda n: None)
+    rows, best, model = _search_and_refit(search, pipeline, X[:200], y[:200], X[200:], y[200:],
+                                          bar)
+    assert rows[best]["dims"] == 2
+    assert model.named_steps["project"].n_components_ == 2
+    assert len(model.predict(X[200:])) == 100
+
+
+def test_demo_and_predict_on_a_raw_table_with_text_and_missing_values(tmp_path, capsys):
+    palmerpenguins = pytest.importorskip("palmerpenguins")
+    frame = palmerpenguins.load_penguins()
+    data = tmp_path / "penguins.csv"
+    frame.to_csv(data, index=False)  # text columns, NaNs, the label first
+    out = tmp_path / "out"
+    code = main(["demo", "--data", str(data), "--label-column", "species", "--kinds",
+                 "column:pca", "--dims", "2,4", "--cv", "2", "--epochs", "20",
+                 "--output-dir", str(out), "--no-progress"])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "text column(s) ['island', 'sex'] read as categories" in captured.err
+    assert "(9 after cleaning)" in captured.out
+    model_path = out / "best_pipeline.joblib"
+    artifact = tmp_path / "model.skq"
+    assert main(["quantize", TRUST, str(model_path), "-o", str(artifact),
+                 "--dtype", "float32"]) == 0
+    capsys.readouterr()
+    # new rows with an unknown island and missing values, streamed as CSV
+    rows = frame.drop(columns="species").head(40).copy()
+    rows.loc[0, "island"] = "Atlantis"
+    rows.loc[1, "sex"] = None
+    rows.loc[2, "bill_length_mm"] = None
+    new = tmp_path / "new.csv"
+    rows.to_csv(new, index=False)
+    assert main(["predict", TRUST, str(model_path), str(new)]) == 0
+    from_pipeline = capsys.readouterr().out.split()
+    assert main(["predict", str(artifact), str(new)]) == 0
+    from_artifact = capsys.readouterr().out.split()
+    expected = [str(p) for p in joblib.load(model_path).predict(rows)]
+    assert from_pipeline == expected and from_artifact == expected

@@ -13,9 +13,12 @@ from sklearn.utils.validation import (
     check_random_state,
 )
 
+from sklearn.utils.validation import validate_data
+
 from .. import kernels
 from .._registry import index_dtype, register_export
 from .._validation import forget_fit, peak_exponents, safe_mean, validate_numeric
+from ._categories import as_frame, column_kinds, fit_column
 from ._sketch import ColumnSketch
 
 # the fitted attributes that partial_fit leaves to be derived on first use
@@ -123,6 +126,28 @@ def _in_range(values, dtype):
         return values
     largest = np.finfo(dtype).max
     return np.clip(values, -largest, largest).astype(dtype)
+
+
+def _categorical_names(X):
+    frame = as_frame(X)
+    return [str(name) for name, kind in zip(frame.columns, column_kinds(frame))
+            if kind == "categorical"][:5]
+
+
+def _numeric_values(frame, columns, names):
+    """The numeric columns of a table as float64, NaN for missing."""
+    try:
+        return frame.iloc[:, columns].to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        for j in columns:
+            try:
+                frame.iloc[:, [j]].to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Cleaner: column {names[j]!r} was numeric when the Cleaner was "
+                    f"fitted, but holds a value that is not a number now ({exc}). Give "
+                    "it numbers (a missing one as empty or NaN).") from None
+        raise
 
 
 class Cleaner(TransformerMixin, BaseEstimator):
@@ -261,6 +286,10 @@ class Cleaner(TransformerMixin, BaseEstimator):
         "clip_quantile": [Interval(Real, 0, 0.5, closed="left"), None],
         "variance_threshold": [Interval(Real, 0, None, closed="left")],
         "scaling": [StrOptions({"auto", "standard", "robust"}), None],
+        "encoding": [StrOptions({"auto", "onehot", "ordinal", "target"})],
+        "max_onehot": [Interval(Integral, 1, None, closed="left")],
+        "min_frequency": [Interval(Integral, 1, None, closed="left"),
+                          Interval(Real, 0, 1, closed="neither"), None],
         "drop_duplicates": ["boolean"],
         "sketch_size": [Interval(Integral, 2, None, closed="left")],
         "random_state": ["random_state"],
@@ -274,6 +303,9 @@ class Cleaner(TransformerMixin, BaseEstimator):
         clip_quantile=0.001,
         variance_threshold=0.0,
         scaling="auto",
+        encoding="auto",
+        max_onehot=16,
+        min_frequency=5,
         drop_duplicates=True,
         sketch_size=100_000,
         random_state=None,
@@ -283,6 +315,9 @@ class Cleaner(TransformerMixin, BaseEstimator):
         self.clip_quantile = clip_quantile
         self.variance_threshold = variance_threshold
         self.scaling = scaling
+        self.encoding = encoding
+        self.max_onehot = max_onehot
+        self.min_frequency = min_frequency
         self.drop_duplicates = drop_duplicates
         self.sketch_size = sketch_size
         self.random_state = random_state
@@ -303,16 +338,126 @@ class Cleaner(TransformerMixin, BaseEstimator):
         self : object
             The fitted Cleaner.
         """
+        self._fit(X, y)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """Fit, then transform ``X``.
+
+        The same as ``fit(X, y).transform(X)``, except for target-encoded
+        columns: their training rows are cross-fitted, as scikit-learn's
+        :class:`~sklearn.preprocessing.TargetEncoder` gives them, so that a
+        model trained on them does not learn each row's own label.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Training data; may hold NaN and ±inf, and, in a DataFrame,
+            categorical columns.
+        y : array-like of shape (n_samples,) or None, default=None
+            Labels, needed for target encoding only.
+
+        Returns
+        -------
+        X_clean : ndarray of shape (n_samples, n_features_out)
+            The cleaned training rows.
+        """
+        training = self._fit(X, y)
+        out = self.transform(X)
+        start = int(np.count_nonzero(self.support_ & ~self.categorical_))
+        for table, encoding, rows in zip(self.category_tables_, self.encodings_, training):
+            width = table.shape[1]
+            if encoding == "target":
+                out[:, start : start + width] = rows
+            start += width
+        return out
+
+    def _fit(self, X, y):
+        """Fit on ``X``; returns the encoded training rows of each kept
+        categorical column (for ``fit_transform``)."""
         try:
-            X = validate_numeric(self, X, reset=True, allow_nan=True, ensure_min_samples=2)
+            frame = as_frame(X)
             self.__dict__.pop("_sketch", None)
             self._needs_finalize = False
-            self._learn(np.where(np.isfinite(X), X, np.nan))
-            self.n_samples_seen_ = X.shape[0]
+            if frame is None:
+                X = validate_numeric(self, X, reset=True, allow_nan=True,
+                                     ensure_min_samples=2)
+                self._learn(np.where(np.isfinite(X), X, np.nan))
+                n_features = X.shape[1]
+                self.categorical_ = np.zeros(n_features, dtype=bool)
+                training = []
+                self._set_categories([])
+            else:
+                training = self._fit_table(X, frame, y)
+            self.n_samples_seen_ = len(frame) if frame is not None else X.shape[0]
         except Exception:
             forget_fit(self)  # a failed fit leaves nothing half-fitted
             raise
-        return self
+        return training
+
+    def _set_categories(self, columns):
+        self.categories_ = [column.categories for column in columns]
+        self.category_fill_ = [column.fill for column in columns]
+        self.encodings_ = [column.encoding for column in columns]
+        self.encoders_ = [column.encoder for column in columns]
+        self.category_tables_ = [column.table for column in columns]
+
+    def _fit_table(self, X, frame, y):
+        """Fit on a table with categorical columns (``frame``: it as pandas)."""
+        validate_data(self, X if isinstance(X, np.ndarray) else frame,
+                      skip_check_array=True, reset=True)
+        if len(frame) < 2:
+            raise ValueError(f"Cleaner needs at least 2 rows to fit, got {len(frame)}.")
+        if y is not None:
+            y = np.asarray(y)
+            if y.shape[0] != len(frame):
+                raise ValueError(f"X has {len(frame)} rows but y has {y.shape[0]}; give "
+                                 "one label per row.")
+        names = _check_feature_names_in(self, None)
+        categorical = np.array([kind == "categorical" for kind in column_kinds(frame)])
+        columns, training, reasons = [], [], {}
+        for j in np.flatnonzero(categorical):
+            text, missing = kernels.as_text(frame.iloc[:, j])
+            column, rows = fit_column(
+                text, missing, names[j], y, encoding=self.encoding,
+                max_onehot=self.max_onehot, min_frequency=self.min_frequency,
+                random_state=self.random_state)
+            if column is None:
+                reasons[j] = rows
+            else:
+                columns.append((j, column))
+                training.append(rows)
+        numeric = np.flatnonzero(~categorical)
+        values = _numeric_values(frame, numeric, names)
+        self._learn(np.where(np.isfinite(values), values, np.nan),
+                    names=names[numeric], others=bool(columns) or None)
+        # the numeric statistics at the table's positions; categorical
+        # columns have none (NaN, no bounds, no scaling)
+        n_features = len(names)
+        for name, empty in (("statistics_", np.nan), ("lower_bounds_", -np.inf),
+                            ("upper_bounds_", np.inf), ("center_", 0.0), ("scale_", 1.0)):
+            learned = getattr(self, name)
+            if learned is not None:
+                full = np.full(n_features, empty)
+                full[numeric] = learned
+                setattr(self, name, full)
+        support = np.zeros(n_features, dtype=bool)
+        support[numeric] = self.support_
+        support[[j for j, _ in columns]] = True
+        numeric_reasons, self.drop_reasons_ = self.drop_reasons_, {}
+        for j, name in enumerate(map(str, names)):
+            why = reasons.get(j) if categorical[j] else numeric_reasons.get(name)
+            if why is not None:
+                self.drop_reasons_[name] = why
+        if not support.any():
+            raise ValueError(
+                "Cleaner dropped every column (" + ", ".join(
+                    f"{name}: {why}" for name, why in self.drop_reasons_.items())
+                + "); nothing is left to learn from. Check the data.")
+        self.support_, self.categorical_ = support, categorical
+        self._set_categories([column for _, column in columns])
+        return training
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -353,6 +498,11 @@ class Cleaner(TransformerMixin, BaseEstimator):
                 "partial_fit can only add rows. Call fit, or clone the Cleaner, "
                 "to start again with the new parameters."
             )
+        if as_frame(X) is not None:
+            raise ValueError(
+                "Cleaner.partial_fit takes numeric columns only, but X has categorical "
+                f"ones ({', '.join(map(repr, _categorical_names(X)))}): fit the Cleaner "
+                "on the whole table with fit, or encode those columns as numbers first.")
         try:
             X = validate_numeric(
                 self, X, reset=first_call, allow_nan=True, ensure_min_samples=1
@@ -364,6 +514,8 @@ class Cleaner(TransformerMixin, BaseEstimator):
         if first_call:
             for name in _DERIVED:
                 self.__dict__.pop(name, None)
+            self.categorical_ = np.zeros(X.shape[1], dtype=bool)
+            self._set_categories([])
             self._sketch = ColumnSketch(
                 X.shape[1], self.sketch_size, check_random_state(self.random_state)
             )
@@ -409,15 +561,19 @@ class Cleaner(TransformerMixin, BaseEstimator):
         state.pop("_sketch_params", None)
         return state
 
-    def _learn(self, X, sketch=None):
-        """Learn every fitted attribute from ``X`` (float, NaN for missing).
+    def _learn(self, X, sketch=None, names=None, others=None):
+        """Learn every numeric fitted attribute from ``X`` (float, NaN for missing).
 
         ``X`` is all the training rows, or, with ``sketch``, a uniform
         sample of a longer stream, whose exact per-column summaries then
         settle what a sample cannot: which columns are missing or constant
-        throughout, their means, and which are duplicates.
+        throughout, their means, and which are duplicates. ``names`` are
+        its columns' names (default: the input's); ``others`` names the
+        table's categorical columns kept, which spare the error of a table
+        whose numeric columns are all dropped.
         """
-        names = _check_feature_names_in(self, None)
+        if names is None:
+            names = _check_feature_names_in(self, None)
         n_features = X.shape[1]
         reasons = {}
 
@@ -486,7 +642,7 @@ class Cleaner(TransformerMixin, BaseEstimator):
                 else:
                     first_seen.setdefault(key, j)
 
-        if not support.any():
+        if not support.any() and not others:
             raise ValueError(
                 "Cleaner dropped every column ("
                 + ", ".join(f"{names[j]}: {why}" for j, why in sorted(reasons.items()))
@@ -494,6 +650,8 @@ class Cleaner(TransformerMixin, BaseEstimator):
                 "learn from. Check the data, or lower variance_threshold."
             )
         scaling, center, scale = self.scaling, None, None
+        if not support.any():
+            scaling = None
         if scaling == "auto":
             # half ranges: a column's range near the float range overflows
             halves = (0.5 * np.minimum(high, upper) - 0.5 * np.maximum(low, lower))[support]
@@ -555,10 +713,56 @@ class Cleaner(TransformerMixin, BaseEstimator):
             clipping off) becomes its largest finite value.
         """
         check_is_fitted(self)
+        if self._encodes():
+            return self._transform_table(X)
         X = validate_numeric(self, X, reset=False, allow_nan=True)
+        return self._clean(X)
+
+    def _encodes(self):
+        return bool(self.__dict__.get("categories_"))
+
+    def _transform_table(self, X):
+        """``transform`` of a Cleaner with categorical columns: the numeric
+        columns cleaned, then each categorical one's encoding."""
+        module = type(X).__module__ or ""
+        frame = X.to_pandas() if module.startswith("polars") else X
+        if isinstance(frame, np.ndarray) and frame.ndim == 2:
+            import pandas as pd
+
+            frame = pd.DataFrame(frame)
+        if not (hasattr(frame, "iloc") and hasattr(frame, "dtypes")):
+            raise TypeError(
+                "This Cleaner encodes categorical columns "
+                f"({', '.join(map(repr, self._categorical_inputs()))}): give it a table "
+                f"(a pandas or polars DataFrame, or a 2-D object array), not "
+                f"{type(X).__name__}.")
+        validate_data(self, X if isinstance(X, np.ndarray) else frame,
+                      skip_check_array=True, reset=False)
+        return self._clean(self._coded(frame))
+
+    def _categorical_inputs(self):
+        names = _check_feature_names_in(self, None)
+        return [str(names[j]) for j in np.flatnonzero(self.categorical_)]
+
+    def _coded(self, frame):
+        """The table as one float64 matrix: numbers where it has numbers,
+        and each kept categorical column's rows in its lookup table (see
+        ``kernels.category_codes``)."""
+        names = _check_feature_names_in(self, None)
+        numeric = np.flatnonzero(~self.categorical_)
+        coded = np.full((len(frame), self.n_features_in_), np.nan)
+        coded[:, numeric] = _numeric_values(frame, numeric, names)
+        kept = np.flatnonzero(self.categorical_ & self.support_)
+        for j, categories, fill in zip(kept, self.categories_, self.category_fill_):
+            text, missing = kernels.as_text(frame.iloc[:, j])
+            coded[:, j] = kernels.category_codes(
+                text, missing, categories, int(np.searchsorted(categories, fill)))
+        return coded
+
+    def _clean(self, X):
         # statistics learned in float64 beyond X's range (float32) become
         # X's largest finite values, so that the output stays finite
-        support = self.support_
+        support = self.support_ & ~self.categorical_
         fill, lower, upper = (
             _in_range(values[support], X.dtype)
             for values in (self.statistics_, self.lower_bounds_, self.upper_bounds_)
@@ -569,12 +773,21 @@ class Cleaner(TransformerMixin, BaseEstimator):
             # (a scale below the dtype's smallest normal would divide by 0)
             scale = np.maximum(_in_range(self.scale_[support], X.dtype),
                                np.finfo(X.dtype).tiny)
-        return kernels.clean(X, support, fill, lower, upper, center, scale)
+        out = kernels.clean(X, support, fill, lower, upper, center, scale)
+        if not self._encodes():
+            return out
+        kept = np.flatnonzero(self.categorical_ & self.support_)
+        blocks = [out] + [
+            kernels.encode(X[:, j], table.astype(X.dtype, copy=False),
+                           int(np.searchsorted(categories, fill_value)))
+            for j, table, categories, fill_value in zip(
+                kept, self.category_tables_, self.categories_, self.category_fill_)]
+        return np.hstack(blocks)
 
     def _export(self):
         """The runtime's ``clean`` step: kept columns, fill values, bounds,
         and the scaling's centre and scale where it scales."""
-        support = self.support_
+        support = self.support_ & ~self.categorical_
         arrays = {
             "keep": np.flatnonzero(support).astype(index_dtype(support.size)),
             "fill": self.statistics_[support],
@@ -585,6 +798,17 @@ class Cleaner(TransformerMixin, BaseEstimator):
             # (a scale below float32's smallest normal would divide by 0 there)
             arrays["center"] = self.center_[support]
             arrays["scale"] = np.maximum(self.scale_[support], np.finfo(np.float32).tiny)
+        if self._encodes():
+            # each kept categorical column: its position, its sorted
+            # categories, its lookup table and a missing value's row
+            kept = np.flatnonzero(self.categorical_ & self.support_)
+            arrays["categorical"] = kept.astype(index_dtype(support.size))
+            for number, (categories, fill, table) in enumerate(zip(
+                    self.categories_, self.category_fill_, self.category_tables_)):
+                arrays[f"category{number}.text"] = np.asarray(categories, dtype=str)
+                arrays[f"category{number}.table"] = table
+                arrays[f"category{number}.missing"] = np.array(
+                    [np.searchsorted(categories, fill)], dtype=index_dtype(len(categories)))
         return "clean", {}, arrays, set()
 
     def get_feature_names_out(self, input_features=None):
@@ -603,11 +827,18 @@ class Cleaner(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         names = _check_feature_names_in(self, input_features)
-        return np.asarray(names[self.support_], dtype=object)
+        out = [str(name) for name in names[self.support_ & ~self.categorical_]]
+        kept = np.flatnonzero(self.categorical_ & self.support_)
+        for j, encoder in zip(kept, self.encoders_):
+            out += [str(name) for name in encoder.get_feature_names_out([str(names[j])])]
+        return np.asarray(out, dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        # text and categorical columns are encoded (a table's)
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 

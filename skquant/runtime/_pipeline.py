@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .. import kernels
 from . import _artifact
 from ._plan import build_plan
 from ._schema import ARTIFACT_KEYS, MAX_ARRAY_BYTES, ArtifactError, check_model, layout_of
@@ -30,6 +31,31 @@ class _Arrays:
     def has(self, name):
         """Whether the step has the (optional) array ``name``."""
         return self._prefix + name in self._arrays
+
+
+def _column(X, j):
+    """Column ``j`` of a pandas or polars DataFrame or a 2-D array."""
+    if hasattr(X, "iloc"):
+        return X.iloc[:, j]
+    if hasattr(X, "to_series"):
+        return X.to_series(j)
+    return X[:, j]
+
+
+def _numbers(column, name):
+    """A numeric input column as float64, NaN for a missing value."""
+    try:
+        if hasattr(column, "iloc"):  # pandas
+            return column.to_numpy(dtype=np.float64, na_value=np.nan)
+        if hasattr(column, "to_numpy"):  # polars: nulls become NaN
+            column = column.to_numpy()
+        column = np.asarray(column)
+        if column.dtype.kind == "O":
+            column = [np.nan if kernels._is_missing(v) else v for v in column.tolist()]
+        return np.asarray(column, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"X's column {name} must hold numbers, as in training, but holds "
+                         f"a value that is not one ({exc}).") from None
 
 
 def _is_sparse(X):
@@ -143,6 +169,10 @@ class QuantizedPipeline:
                     f"{exc}), although its arrays passed validation; please report "
                     "this as a bug of skquant.") from None
         self._run = run
+        # the categorical input columns: position -> their number in the
+        # Cleaner's step (whose codes the input holds there)
+        self._categorical = {column: number for number, (column, _, _, _) in enumerate(
+            run[0].categories)} if self._cleans else {}
         # what predictions run: the steps fused into fewer operations
         self._clip, self._plan = build_plan(run, self.steps, self.n_features_in_)
         # whether no operation can overflow, whatever the (finite) input
@@ -195,7 +225,42 @@ class QuantizedPipeline:
                 f"{self.n_features_in_} features as input.")
         return values, values.astype(np.float32, copy=False)
 
+    def _table_as_float32(self, X):
+        """A table with categorical columns as the steps' input: numbers
+        where it has numbers, each categorical column's codes (its rows in
+        the Cleaner's lookup tables) where it has categories."""
+        if not (hasattr(X, "columns") or (isinstance(X, np.ndarray) and X.ndim == 2)):
+            raise TypeError(
+                "This model encodes categorical columns (" + ", ".join(
+                    self._column_name(j) for j in sorted(self._categorical))
+                + f"): give it a table (a pandas or polars DataFrame, or a 2-D object "
+                f"array), not {type(X).__name__}.")
+        width = len(X.columns) if hasattr(X, "columns") else X.shape[1]
+        if width != self.n_features_in_:
+            raise ValueError(f"X has {width} features, but the model is expecting "
+                             f"{self.n_features_in_} features as input.")
+        n_rows = X.shape[0]
+        values = np.empty((n_rows, width))
+        clean = self._run[0]
+        for j in range(width):
+            column = _column(X, j)
+            if j in self._categorical:
+                text, missing = kernels.as_text(column)
+                values[:, j] = clean.codes(text, missing, self._categorical[j])
+            else:
+                values[:, j] = _numbers(column, self._column_name(j))
+        return values, values.astype(np.float32)
+
+    def _column_name(self, j):
+        names = getattr(self, "feature_names_in_", None)
+        return repr(str(names[j])) if names is not None else f"column {j}"
+
     def _check(self, X):
+        if self._categorical:
+            if hasattr(X, "columns") and hasattr(self, "feature_names_in_"):
+                X = self._by_name(X)
+            values, X = self._table_as_float32(X)
+            return X, self._finite(values, X)
         if type(X) is np.ndarray and X.dtype == np.float32 and X.ndim == 2 and (
                 X.shape[1] == self.n_features_in_):
             # the serving fast path: nothing to convert
@@ -210,18 +275,25 @@ class QuantizedPipeline:
                 f"X is a sparse matrix ({type(X).__name__}); the quantized runtime takes "
                 "dense arrays: pass X.toarray().")
         if hasattr(X, "columns") and hasattr(self, "feature_names_in_"):
-            names = [str(c) for c in X.columns]
-            missing = [n for n in self.feature_names_in_ if n not in names]
-            if missing:
-                raise ValueError(f"X lacks the column(s) {missing[:5]} the model was "
-                                 "fitted on.")
-            repeated = sorted({n for n in self.feature_names_in_ if names.count(n) > 1})
-            if repeated:
-                raise ValueError(f"X has the column(s) {repeated[:5]} more than once: "
-                                 "give each column once.")
-            # by position: the names compared as strings may be other objects
-            X = X.iloc[:, [names.index(n) for n in self.feature_names_in_]]
+            X = self._by_name(X)
         return self._as_float32(X)
+
+    def _by_name(self, X):
+        """The DataFrame's columns in the model's order, by name."""
+        names = [str(c) for c in X.columns]
+        missing = [n for n in self.feature_names_in_ if n not in names]
+        if missing:
+            raise ValueError(f"X lacks the column(s) {missing[:5]} the model was "
+                             "fitted on.")
+        repeated = sorted({n for n in self.feature_names_in_ if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"X has the column(s) {repeated[:5]} more than once: "
+                             "give each column once.")
+        # by position: the names compared as strings may be other objects
+        order = [names.index(n) for n in self.feature_names_in_]
+        if hasattr(X, "iloc"):
+            return X.iloc[:, order]
+        return X.select([X.columns[j] for j in order])  # polars
 
     def _finite(self, values, X):
         """Whether every value of ``X`` is finite; raises where the input

@@ -173,6 +173,11 @@ class ClipOp:
             with np.errstate(over="ignore", invalid="ignore"):
                 spread = np.maximum(np.abs(clean.lower - center), np.abs(clean.upper - center))
                 self.bound = np.minimum(spread / scale, float(np.finfo(np.float32).max))
+        if clean.categories:
+            # the encoded columns after the numeric ones: their tables' largest
+            tables = [np.abs(table.astype(np.float64)).max(axis=0)
+                      for _, _, table, _ in clean.categories]
+            self.bound = np.concatenate([self.bound] + tables)
 
     def __call__(self, X, finite):
         if self.gather:
@@ -448,7 +453,9 @@ def build_plan(steps, kinds, n_features):
         scaled = clean.center is not None
         fused = (Linear, Select, MLP) if scaled else (
             Linear, Select, Closeness, MLP, Nystrom, Union)
-        gather = not (steps and type(steps[0]) in fused)
+        # (a Cleaner that encodes categories runs as it is: its lookup
+        # tables have no affine form)
+        gather = bool(clean.categories) or not (steps and type(steps[0]) in fused)
         clip = ClipOp(clean, n_features, gather)
         bound = clip.bound
         if gather:

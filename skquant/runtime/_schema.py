@@ -398,6 +398,25 @@ class StepArrays:
         self._values(full, "index", low, high)
         return found
 
+    def matrix(self, name, rows=None, cols=None, *, what=None):
+        """A float32 matrix of finite values, never quantized. Returns
+        ``(rows, cols)``."""
+        full, shape = self._take(name, _FLOAT32, (rows, cols), what)
+        self._values(full, "finite")
+        return shape
+
+    def text(self, name, length=None, *, what=None):
+        """A vector of str, sorted and without repeats (a column's known
+        categories, which the runtime finds by binary search)."""
+        full = self.prefix + name
+        entry = self._layout.get(full)
+        if entry is not None and not _STRING_DTYPE.match(entry[0]):
+            raise ArtifactError(f"{full} has the dtype {entry[0]}; {self.where} needs "
+                                "text ('<U...').")
+        _, shape = self._take(name, {entry[0]} if entry else set(), (length,), what)
+        self._values(full, "categories")
+        return shape[0]
+
     def has(self, name):
         """Whether the layout holds the array ``name`` (an optional one)."""
         return self.prefix + name in self._layout
@@ -419,6 +438,14 @@ def _check_values(name, array, rule, low, high):
             raise ArtifactError(
                 f"{name} holds the index {smallest if smallest < low else largest}, "
                 f"outside [{low}, {high}).")
+        return
+    if rule == "categories":
+        codes = array.view(np.uint32).reshape(array.size, -1)
+        if codes.size and (codes.max() > 0x10FFFF
+                           or np.any((codes >= 0xD800) & (codes <= 0xDFFF))):
+            raise ArtifactError(f"{name} holds characters that are not Unicode.")
+        if array.size > 1 and not np.all(array[1:] > array[:-1]):
+            raise ArtifactError(f"{name} must list its categories sorted, each once.")
         return
     smallest, largest = array.min(), array.max()  # NaN propagates to both
     if rule == "bounds":

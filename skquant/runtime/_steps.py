@@ -120,6 +120,19 @@ class Clean:
             # the scaling: both or neither
             arrays.vector("center", kept, what="one per kept column")
             arrays.vector("scale", kept, values="positive", what="one per kept column")
+        out = kept
+        n_categorical = 0
+        if arrays.has("categorical"):
+            # the categorical columns: each one's sorted categories, its
+            # lookup table (a row per category, the last for unknown ones)
+            # and the row of a missing value
+            n_categorical = arrays.index("categorical", high=width)[0]
+            for number in range(n_categorical):
+                name = f"category{number}"
+                n_categories = arrays.text(f"{name}.text")
+                out += arrays.matrix(f"{name}.table", n_categories + 1, None,
+                                     what="one row per category and one for unknown ones")[1]
+                arrays.index(f"{name}.missing", (1,), high=n_categories)
 
         def check(get):
             keep = get("keep")
@@ -136,9 +149,17 @@ class Clean:
                 raise ArtifactError(f"{arrays.prefix}lower holds +inf or "
                                     f"{arrays.prefix}upper holds -inf: the column "
                                     "would be infinite whatever its value.")
+            if n_categorical:
+                categorical = get("categorical")
+                if categorical.size > 1 and np.any(categorical[1:] <= categorical[:-1]):
+                    raise ArtifactError(f"{arrays.prefix}categorical must list columns in "
+                                        "increasing order, each once.")
+                if np.intersect1d(categorical, keep).size:
+                    raise ArtifactError(f"{arrays.prefix}categorical and {arrays.prefix}keep "
+                                        "share a column: a column is numeric or categorical.")
 
         arrays.require(check)
-        return kept
+        return out
 
     def __init__(self, params, get):
         self.keep = get("keep").astype(np.intp)
@@ -147,14 +168,45 @@ class Clean:
         self.center = self.scale = None
         if get.has("center"):
             self.center, self.scale = get("center"), get("scale")
+        # the categorical columns: (position, categories, table, missing row)
+        self.categories = []
+        if get.has("categorical"):
+            for number, column in enumerate(get("categorical").astype(np.intp).tolist()):
+                name = f"category{number}"
+                self.categories.append((column, get(f"{name}.text"), get(f"{name}.table"),
+                                        int(get(f"{name}.missing")[0])))
 
     def row_bytes(self):
         # the kept columns, their mask, the imputed copy (and the scaled one)
-        return (12 if self.center is None else 16) * self.keep.size
+        encoded = sum(table.shape[1] for _, _, table, _ in self.categories)
+        return (12 if self.center is None else 16) * self.keep.size + 8 * encoded
+
+    def output_bounds(self):
+        """The lowest and highest value of each output column (float64;
+        ±inf where a column has no clipping bound)."""
+        lower, upper = self.lower.astype(np.float64), self.upper.astype(np.float64)
+        if self.center is not None:
+            center, scale = self.center.astype(np.float64), self.scale.astype(np.float64)
+            with np.errstate(over="ignore", invalid="ignore"):
+                lower, upper = (lower - center) / scale, (upper - center) / scale
+        tables = [table.astype(np.float64) for _, _, table, _ in self.categories]
+        return (np.concatenate([lower] + [table.min(axis=0) for table in tables]),
+                np.concatenate([upper] + [table.max(axis=0) for table in tables]))
+
+    def codes(self, text, missing, number):
+        """The float32 codes of categorical column ``number``'s values (as
+        ``kernels.as_text`` gives them): what the pipeline's input holds at
+        that column's position."""
+        _, categories, _, missing_row = self.categories[number]
+        return kernels.category_codes(text, missing, categories, missing_row)
 
     def __call__(self, X):
-        return kernels.clean(X, self.keep, self.fill, self.lower, self.upper,
-                             self.center, self.scale)
+        out = kernels.clean(X, self.keep, self.fill, self.lower, self.upper,
+                            self.center, self.scale)
+        if not self.categories:
+            return out
+        return np.hstack([out] + [kernels.encode(X[:, column], table, missing_row)
+                                  for column, _, table, missing_row in self.categories])
 
 
 class Linear:
