@@ -77,6 +77,8 @@ def _anchor_features(frame, label):
     numeric = features.select_dtypes("number")
     numeric = numeric.fillna(numeric.median())
     text = features.drop(columns=numeric.columns)
+    if text.shape[1] == 0:
+        return numeric.to_numpy(dtype=float)
     encoded = pd.get_dummies(text.astype("string").fillna("missing"), dtype=float)
     return pd.concat([numeric, encoded], axis=1).to_numpy(dtype=float)
 

@@ -139,9 +139,9 @@ def _build_parser():
                            f"{_DEMO_KINDS})")
     demo.add_argument("--dims", type=_int_list, default=None,
                       help="comma-separated dimensions (default: 8,16,32,64, or for "
-                           "fewer than 32 cleaned columns a ladder up to their count: "
-                           "the powers of two below it and the count itself, at most "
-                           "four)")
+                           "fewer than 32 cleaned columns a ladder around their count: "
+                           "the two powers of two below it, the count, and the powers "
+                           "of two above it up to four times it)")
     demo.add_argument("--cv", type=_positive_int, default=3,
                       help="cross-validation folds (default: 3)")
     demo.add_argument("--epochs", type=_positive_int, default=None,
@@ -721,7 +721,7 @@ def run_demo(args):
     )
     if args.dims is None:
         why = ("the default" if n_clean >= 32 else
-               f"a ladder up to the {n_clean} cleaned columns")
+               f"a ladder around the {n_clean} cleaned columns")
         print(f"dims: {','.join(map(str, dims))} ({why}; --dims to choose others)",
               flush=True)
     for entry in projection_grid(kinds, dims):

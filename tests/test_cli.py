@@ -958,7 +958,9 @@ def test_a_closed_pipe_ends_predict_quietly(tmp_path):
 
 
 def test_the_demo_s_dims_fit_a_narrow_table(tmp_path, capsys):
-    # five columns: the default dims are 2, 4 and 5, so that PCA is searched
+    # five columns: the default dims are 2, 5, 8 and 16 (4 is within a
+    # quarter of 5), so that PCA is searched, and the tree and graph
+    # families get dims beyond the width
     rng = np.random.RandomState(0)
     X = rng.normal(size=(120, 5))
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
@@ -969,11 +971,12 @@ def test_the_demo_s_dims_fit_a_narrow_table(tmp_path, capsys):
     assert main(["demo", "--data", str(path), "--kinds", "column:pca", "--cv", "2",
                  "--epochs", "2", "--no-progress", "--output-dir", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "dims: 2,4,5 (a ladder up to the 5 cleaned columns" in captured.out
+    assert "dims: 2,5,8,16 (a ladder around the 5 cleaned columns" in captured.out
+    assert "note: column:pca skips dims [8, 16]" in captured.out
     assert f"read {path}: separator ',' (comma), a header row, labels from column " \
            "'label' (by its name)" in captured.err
     table = (out / "results.csv").read_text().splitlines()
-    assert [line.split(",")[1] for line in table[1:]] == ["2", "4", "5"]
+    assert [line.split(",")[1] for line in table[1:]] == ["2", "5"]
 
 
 def test_predict_streams_a_csv_in_blocks(tmp_path, monkeypatch, capsys):
