@@ -29,6 +29,7 @@ _LAZY = {
     "run_onnx": "skquant._onnx",
     "register_skl2onnx": "skquant._skl2onnx",
     "register_step": "skquant._registry",
+    "trusted_types": "skquant._skops",
     "QuantizedPipeline": "skquant.runtime",
     "load_quantized": "skquant.runtime",
 }

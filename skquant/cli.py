@@ -348,6 +348,13 @@ def load_model(path, *, allow_artifact=True, trust_pickle=False, key=None):
     """
     if not os.path.isfile(path):
         raise CommandError(f"model file not found: {path}")
+    if os.fspath(path).lower().endswith(".skops"):
+        if key is not None:
+            raise CommandError(
+                f"--key-file verifies quantized artifacts, but {path} is a skops file, "
+                "which carries no signature. Verify a .skq artifact written by "
+                "`skquant quantize --key-file`, or drop --key-file.")
+        return _load_skops(path)
     if _is_artifact(path):
         if not allow_artifact:
             raise CommandError(
@@ -376,6 +383,46 @@ def load_model(path, *, allow_artifact=True, trust_pickle=False, key=None):
         raise CommandError(
             f"{path} holds a {type(model).__name__}, not a fitted model with predict()."
         )
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise CommandError(f"{path} holds an unfitted {type(model).__name__}; fit it first.")
+    return model
+
+
+def _load_skops(path):
+    """A pipeline saved with ``skops.io.dump``, loaded trusting scikit-learn's
+    defaults and skquant's own estimator types only: no pickle runs, so no
+    ``--trust-pickle`` is needed."""
+    try:
+        import skops.io as sio
+    except ImportError:
+        raise CommandError(f"reading {path} needs skops: pip install skops "
+                           "(or pip install \"skquant[skops]\").") from None
+    from ._skops import trusted_types
+
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # not a skops file: whatever its reader raises
+        raise CommandError(f"could not read {path} as a skops file "
+                           f"({type(exc).__name__}: {exc}).") from None
+    foreign = sorted(set(untrusted) - set(trusted_types()))
+    if foreign:
+        raise CommandError(
+            f"{path} holds types that are neither scikit-learn's nor skquant's "
+            f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}): skquant "
+            "loads only those. Load it yourself with skops.io.load(path, trusted=...) "
+            "if you trust them.")
+    try:
+        model = sio.load(path, trusted=untrusted)
+    except Exception as exc:
+        raise CommandError(f"could not load {path} ({type(exc).__name__}: {exc}).") from None
+    if not hasattr(model, "predict"):
+        raise CommandError(
+            f"{path} holds a {type(model).__name__}, not a fitted model with predict().")
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 

@@ -185,8 +185,10 @@ def projection_grid(
     ...                        n_features=64)
     >>> [(g["project"][0].method, g["project__n_components"]) for g in grid]
     [('pca', [8, 16]), ('qr', [8, 16])]
-    >>> projection_grid(["column:pca"], n_features=5)[0]["project__n_components"]
-    [2, 4, 5]
+    >>> projection_grid(["column:pca"], n_features=4)[0]["project__n_components"]
+    [2, 4]
+    >>> projection_grid(["tree:tsvq"], n_features=4)[0]["project__n_components"]
+    [2, 4, 8, 16]
     """
     if isinstance(kinds, str):
         kinds = [kinds]

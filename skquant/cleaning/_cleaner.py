@@ -1,5 +1,6 @@
 """Cleaner: the row-preserving first step of every skquant pipeline."""
 
+import copy
 import hashlib
 import warnings
 from numbers import Integral, Real
@@ -128,6 +129,15 @@ def _in_range(values, dtype):
     return np.clip(values, -largest, largest).astype(dtype)
 
 
+def _without_splitter(encoder):
+    cv = getattr(encoder, "cv", None)
+    if cv is None or isinstance(cv, Integral) or not hasattr(cv, "get_n_splits"):
+        return encoder
+    encoder = copy.copy(encoder)
+    encoder.cv = int(cv.get_n_splits())
+    return encoder
+
+
 def _categorical_names(X):
     frame = as_frame(X)
     return [str(name) for name, kind in zip(frame.columns, column_kinds(frame))
@@ -206,6 +216,30 @@ class Cleaner(TransformerMixin, BaseEstimator):
           families 1.3 to 2.4 points of accuracy), so they are left as they
           are. ``scaling_`` says what was chosen;
         - ``None``: no scaling.
+    encoding : {"auto", "onehot", "ordinal", "target"}, default="auto"
+        How a text or categorical column of a table is encoded, once its
+        missing values are imputed with its most frequent category:
+
+        - ``"onehot"``: scikit-learn's
+          :class:`~sklearn.preprocessing.OneHotEncoder`, one 0/1 column per
+          category (one column for a column of two); categories seen in
+          fewer than ``min_frequency`` rows share one "infrequent" column,
+          and a category unseen in fit goes there, or to all zeros;
+        - ``"target"``: :class:`~sklearn.preprocessing.TargetEncoder`, each
+          category's smoothed mean of the labels (one column per class for
+          more than two), cross-fitted on the training rows by
+          ``fit_transform``; needs ``y``;
+        - ``"ordinal"``: :class:`~sklearn.preprocessing.OrdinalEncoder`, the
+          category's rank, -1 for an unseen one;
+        - ``"auto"``: one-hot up to ``max_onehot`` categories, above that
+          target encoding when ``y`` is given and ordinal otherwise.
+    max_onehot : int, default=16
+        ``encoding="auto"``: the most categories a column is one-hot encoded
+        with.
+    min_frequency : int, float or None, default=5
+        One-hot encoding: a category in fewer rows (an int) or a smaller
+        fraction of them (a float) is grouped with the other infrequent
+        ones; None groups none.
     drop_duplicates : bool, default=True
         Drop columns whose cleaned training values equal those of an earlier
         column. (After ``partial_fit`` on more than ``sketch_size`` rows:
@@ -242,6 +276,26 @@ class Cleaner(TransformerMixin, BaseEstimator):
     scale_ : ndarray of shape (n_features_in,) or None
         What each column is then divided by (1 for dropped columns); None
         without scaling.
+    categorical_ : ndarray of bool of shape (n_features_in,)
+        Mask of the columns encoded as categories (text, pandas
+        categoricals, objects); all False for numeric input. The numeric
+        attributes above hold NaN, ±inf, 0 and 1 there.
+    categories_ : list of ndarray of str
+        For each kept categorical column, in input order, its categories
+        (sorted, as text).
+    category_fill_ : list of str
+        For each kept categorical column, the category a missing value
+        gets (its most frequent).
+    encodings_ : list of str
+        For each kept categorical column, its encoding (``"onehot"``,
+        ``"target"`` or ``"ordinal"``).
+    encoders_ : list of estimator
+        For each kept categorical column, the fitted scikit-learn encoder.
+    category_tables_ : list of ndarray of shape (n_categories + 1, n_outputs)
+        For each kept categorical column, its encoding as a lookup table:
+        one row per category of ``categories_``, the last for categories
+        unseen in fit. The encoded columns follow the numeric ones in the
+        output.
     n_samples_seen_ : int
         Rows learned from (by ``fit``, or by every ``partial_fit`` call).
 
@@ -328,10 +382,11 @@ class Cleaner(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data; may hold NaN and ±inf.
-        y : None
-            Ignored; present for API consistency.
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Training data; may hold NaN and ±inf, and, in a pandas or polars
+            DataFrame (or a 2-D object array), text and categorical columns.
+        y : array-like of shape (n_samples,) or None, default=None
+            Labels, used by target encoding only.
 
         Returns
         -------
@@ -559,6 +614,11 @@ class Cleaner(TransformerMixin, BaseEstimator):
             state = dict(super().__getstate__())
         state.pop("_sketch", None)
         state.pop("_sketch_params", None)
+        if state.get("encoders_"):
+            # a target encoder's cross-fitting splitter (used by its
+            # fit_transform only) saved as its number of folds: plain data,
+            # which skops loads without trusting scikit-learn's splitters
+            state["encoders_"] = [_without_splitter(encoder) for encoder in state["encoders_"]]
         return state
 
     def _learn(self, X, sketch=None, names=None, others=None):
@@ -698,16 +758,18 @@ class Cleaner(TransformerMixin, BaseEstimator):
         return fill
 
     def transform(self, X):
-        """Impute, clip, keep the informative columns of ``X`` and scale them.
+        """Impute, clip, keep the informative columns of ``X`` and scale them,
+        then encode its categorical columns.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Rows with the columns seen in fit; may hold NaN and ±inf.
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows with the columns seen in fit; may hold NaN and ±inf, and
+            unseen or missing categories.
 
         Returns
         -------
-        X_clean : ndarray of shape (n_samples, n_kept_columns)
+        X_clean : ndarray of shape (n_samples, n_features_out)
             Finite rows, in the input's float dtype. A scaled value beyond
             the dtype's range (an input far outside the training data, with
             clipping off) becomes its largest finite value.

@@ -6,7 +6,6 @@ through :func:`load_keras` (``_backend.py``), and the network is trained by
 the compiled loop of ``_training.py``.
 """
 
-import pickle
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,7 +24,7 @@ from .. import kernels
 from .._registry import register_export
 from .._validation import forget_fit, validate_numeric
 from ._backend import _build_mlp, load_keras
-from ._training import _seed_states, _train_network
+from ._training import _network_state, _train_network
 
 # seeds stay below 2**31, with room for one per layer
 _SEED_LIMIT = 2**31 - 1024
@@ -311,19 +310,21 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.validation_loss_curve_ = validation_losses
         self.n_iter_ = len(losses)
         self._model = wrapper
-        self.__dict__.pop("_model_blob", None)
-        self.__dict__.pop("_seed_states", None)
+        self.__dict__.pop("_network_arrays", None)
+        self.__dict__.pop("_network_config", None)
         self._shuffle_seed = seed  # partial_fit's epochs continue fit's
         self._network_params = {name: getattr(self, name) for name in _NETWORK_PARAMS}
         return self
 
-    def _new_wrapper(self, backend, rows, n_classes, hidden, seed):
+    def _new_wrapper(self, backend, rows, n_classes, hidden, seed, *, dropout=None,
+                     learning_rate=None):
         """The scikeras wrapper, initialized (its network built) without fitting."""
         wrapper = backend["KerasClassifier"](
             model=_build_mlp,
             model__hidden_layer_sizes=hidden,
-            model__dropout=float(self.dropout),
-            model__learning_rate=float(self.learning_rate),
+            model__dropout=float(self.dropout if dropout is None else dropout),
+            model__learning_rate=float(
+                self.learning_rate if learning_rate is None else learning_rate),
             model__seed=seed,
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -334,6 +335,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             random_state=None,
             verbose=self.verbose,
         )
+        self._wrapper_seed = seed  # kept with the network's saved state
         # build for every class, not only those of these rows
         wrapper.classes_ = np.arange(n_classes)
         # (BaseWrapper's initialize: KerasClassifier's resets classes_)
@@ -523,33 +525,60 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
 
     @property
     def model_(self):
-        """The fitted scikeras wrapper, loaded on first use after unpickling."""
+        """The fitted scikeras wrapper, rebuilt on first use after unpickling."""
         model = self.__dict__.get("_model")
         if model is None:
-            blob = self.__dict__.get("_model_blob")
-            if blob is None:
+            config = self.__dict__.get("_network_config")
+            if config is None:
                 raise AttributeError("model_ is set by fit.")
-            load_keras()
-            model = pickle.loads(blob)
-            for variable, value in zip(_seed_states(model.model_),
-                                       self.__dict__.get("_seed_states", ())):
-                variable.assign(value)
+            model = self._rebuild(config, self.__dict__.get("_network_arrays", ()))
             self._model = model
-            del self._model_blob  # held once, as the live model
-            self.__dict__.pop("_seed_states", None)
+            # held once, as the live model
+            self.__dict__.pop("_network_arrays", None)
+            self.__dict__.pop("_network_config", None)
         return model
+
+    def _rebuild(self, config, arrays):
+        """The scikeras wrapper from a pickle's plain state: the network is
+        built as fit builds it, then every variable (weights, dropout's seed
+        states, Adam's moments and step count) takes its saved value, so
+        that ``partial_fit`` continues exactly where it stopped."""
+        backend = load_keras()
+        hidden = tuple(int(width) for width in config["hidden"])
+        rows = (np.zeros((1, int(config["n_features"])), dtype=np.float32),
+                np.zeros(1, dtype=np.int32))
+        wrapper = self._new_wrapper(backend, rows, int(config["n_classes"]), hidden,
+                                    int(config["seed"]), dropout=float(config["dropout"]),
+                                    learning_rate=float(config["learning_rate"]))
+        variables = _network_state(wrapper.model_)
+        if len(variables) != len(arrays) or any(
+                tuple(v.shape) != np.shape(a) for v, a in zip(variables, arrays)):
+            raise ValueError(
+                "This KerasMLPClassifier's saved network does not match the network its "
+                f"configuration builds ({len(arrays)} saved arrays for {len(variables)} "
+                "variables): the file was changed, or saved by another version. Fit it "
+                "again.")
+        for variable, value in zip(variables, arrays):
+            variable.assign(value)
+        return wrapper
 
     def __getstate__(self):
         # a copy: BaseEstimator.__getstate__ may return the live __dict__
         state = dict(super().__getstate__())
         model = state.pop("_model", None)
         if model is not None:
-            # Keep the Keras model as bytes so that unpickling this estimator
-            # does not import TensorFlow until it is used.
-            state["_model_blob"] = pickle.dumps(model)
-            # Keras saves no seed-generator state: kept here, so that
-            # partial_fit after loading continues the dropout masks
-            state["_seed_states"] = [v.numpy() for v in _seed_states(model.model_)]
+            # The network as plain arrays and a config, not a pickled Keras
+            # object: unpickling needs no TensorFlow until the network is
+            # used, and skops loads it trusting nothing but skquant's types.
+            network = model.model_
+            state["_network_arrays"] = [np.asarray(v.numpy()) for v in _network_state(network)]
+            state["_network_config"] = {
+                "n_features": int(self.n_features_in_), "n_classes": len(self.classes_),
+                "hidden": [int(weights.shape[1]) for weights in self.coefs_[:-1]],
+                "dropout": float(self._network_params["dropout"]),
+                "learning_rate": float(self._network_params["learning_rate"]),
+                "seed": int(self.__dict__.get("_wrapper_seed", 0)),
+            }
         return state
 
     def _logits(self, X):

@@ -26,6 +26,7 @@ only folds a chunk in (so that feeding many chunks costs no more than one
 ``fit``), and the attributes are derived on first use afterwards.
 """
 
+import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral
 
@@ -268,6 +269,14 @@ class BaseProjection(
         self : object
             The updated projection.
         """
+        if self.__dict__.get("_stream_dropped"):
+            warnings.warn(
+                f"This {type(self).__name__} was loaded from a pickle (or copied), which "
+                "keeps its fitted attributes but not the running statistics partial_fit "
+                "adds to: partial_fit starts a new fit from this chunk. To learn from all "
+                "the rows, call fit on them, or partial_fit on each chunk of them before "
+                "saving.", UserWarning, stacklevel=2)
+            forget_fit(self)
         first_call = not hasattr(self, "n_samples_seen_")
         if not first_call:
             self._check_params_unchanged()

@@ -254,7 +254,28 @@ class GraphProjection(BaseProjection):
     _transient_attributes = ("_coordinates", "_landmarks64", "_landmark_norms",
                              "_landmark_scale_work", "_floor_work")
 
+    def __getstate__(self):
+        state = super().__getstate__()
+        if state.get("_reservoir") is not None and state["_reservoir"] is state.get(
+                "landmarks_"):
+            # the same array: stored once (joblib's pickler would write it twice)
+            state["_reservoir"] = "landmarks_"
+        affinity = state.get("affinity_")
+        if scipy.sparse.issparse(affinity):
+            # as plain arrays, which skops loads without trusting scipy's types
+            affinity = affinity.tocsr()
+            state["affinity_"] = {"csr": (affinity.data, affinity.indices, affinity.indptr),
+                                  "shape": list(affinity.shape)}
+        return state
+
     def __setstate__(self, state):
+        state = dict(state)
+        if isinstance(state.get("affinity_"), dict):
+            parts = state["affinity_"]
+            state["affinity_"] = scipy.sparse.csr_matrix(tuple(parts["csr"]),
+                                                         shape=tuple(parts["shape"]))
+        if isinstance(state.get("_reservoir"), str):
+            state["_reservoir"] = state["landmarks_"]
         super().__setstate__(state)
         if "embedding_" in state:
             self._set_interpolation()

@@ -328,7 +328,7 @@ class TreeProjection(BaseProjection):
 
     def _start(self, X):
         self._rng = check_random_state(self.random_state)
-        self._dtype = X.dtype
+        self._dtype = X.dtype.name  # (a name: a pickle of it needs no numpy type)
         self._pending, self._n_pending = [], 0
         self._buffer, self._n_buffered = None, 0
 
