@@ -763,7 +763,8 @@ def run_demo(args):
         f"skquant demo: {source}: {X.shape[0]} rows x {X.shape[1]} columns "
         f"({n_clean} after cleaning), {len(classes)} classes; "
         f"{len(X_train)} train / {len(X_test)} test rows; "
-        f"{n_candidates} candidates x {args.cv} folds",
+        f"{n_candidates} candidates x {args.cv} folds, then each refitted: "
+        f"{n_candidates * (args.cv + 1)} fits",
         flush=True,
     )
     if args.dims is None:
@@ -1012,22 +1013,38 @@ def _family_summary(rows, best):
 
 
 def _format_table(rows, best):
-    header = (f"{'family':<20}{'dims':>5}{'CV acc':>9}{'test acc':>10}{'fit s':>8}"
-              f"{'joblib B':>10}{'f32 B':>10}{'f32 acc':>9}{'int8 B':>10}{'int8 acc':>9}")
-    lines = [header, "-" * len(header)]
+    """Two tables of at most 80 columns: what the search measured, then what
+    each candidate costs to serve (its quantized artifacts)."""
+    def kb(size):
+        return f"{size / 1000:.1f}"
+
+    width = max(19, 2 + max(len(r["family"]) for r in rows))
+    search = (f"  {'family':<{width - 2}}{'dims':>5}{'CV acc':>9}{'test acc':>10}"
+              f"{'fit s':>8}{'joblib KB':>11}")
+    lines = [search, "-" * len(search)]
     for i, r in enumerate(rows):
-        mark = {d: "*" if r.get(f"{d}_pareto") else " " for d in ("float32", "int8")}
-        served = "".join(
-            f"{r[f'{d}_bytes']:>10}{r[f'{d}_accuracy']:>8.4f}{mark[d]}"
-            if r[f"{d}_bytes"] is not None else f"{'-':>10}{'-':>8} "
-            for d in ("float32", "int8"))
         lines.append(
-            f"{r['family']:<20}{r['dims']:>5}{r['cv_accuracy']:>9.4f}"
-            f"{r['test_accuracy']:>10.4f}{r['fit_seconds']:>8.1f}{r['model_bytes']:>10}"
-            + served + ("  <- best" if i == best else "")
-        )
-    lines.append("* on the accuracy-versus-bytes Pareto front of the served artifacts "
-                 "(no other is smaller and at least as accurate)")
+            f"{'>' if i == best else ' '} {r['family']:<{width - 2}}{r['dims']:>5}"
+            f"{r['cv_accuracy']:>9.4f}{r['test_accuracy']:>10.4f}{r['fit_seconds']:>8.1f}"
+            f"{kb(r['model_bytes']):>11}")
+    serving = (f"  {'family':<{width - 2}}{'dims':>5}{'f32 KB':>9}{'f32 acc':>9}"
+               f"{'int8 KB':>10}{'int8 acc':>10}")
+    lines += ["", serving, "-" * len(serving)]
+    for i, r in enumerate(rows):
+        cells = ""
+        for d in ("float32", "int8"):
+            size_width = 9 if d == "float32" else 10
+            acc_width = 9 if d == "float32" else 10
+            if r[f"{d}_bytes"] is None:
+                cells += f"{'-':>{size_width}}{'-':>{acc_width - 1}} "
+            else:
+                mark = "*" if r.get(f"{d}_pareto") else " "
+                cells += (f"{kb(r[f'{d}_bytes']):>{size_width}}"
+                          f"{r[f'{d}_accuracy']:>{acc_width - 1}.4f}{mark}")
+        lines.append(f"{'>' if i == best else ' '} {r['family']:<{width - 2}}{r['dims']:>5}"
+                     + cells.rstrip())
+    lines.append("> the chosen candidate (best CV accuracy); * on the accuracy-versus-size")
+    lines.append("  Pareto front of the artifacts: no other is smaller and as accurate")
     return "\n".join(lines)
 
 

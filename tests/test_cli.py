@@ -414,7 +414,14 @@ def test_demo_end_to_end_then_a_forced_rerun(small_digits, tmp_path, capsys):
     ])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "column:pca" in printed and "tree:tsvq" in printed and "<- best" in printed
+    assert "column:pca" in printed and "tree:tsvq" in printed
+    # the header counts what the bar counts: 2 candidates x (2 folds + 1 refit)
+    assert "2 candidates x 2 folds, then each refitted: 6 fits" in printed
+    # two tables, each within 80 columns, the chosen candidate marked
+    table = printed[printed.index("  family"):printed.index("per family")]
+    assert max(len(line) for line in table.splitlines()) <= 80
+    chosen = [line for line in table.splitlines() if line.startswith("> ") and ":" in line[:22]]
+    assert len(chosen) == 2 and chosen[0].split()[1] == chosen[1].split()[1]
     # 200 dims: more than the columns (column family) and the fold's rows (tree)
     notes = [line for line in printed.splitlines() if line.startswith("note:")]
     assert any("column:pca skips dims [200]" in line and "columns" in line for line in notes)
@@ -428,7 +435,7 @@ def test_demo_end_to_end_then_a_forced_rerun(small_digits, tmp_path, capsys):
         "family,dims,cv_accuracy,test_accuracy,fit_seconds,model_bytes,float32_bytes,"
         "float32_accuracy,int8_bytes,int8_accuracy,float32_pareto,int8_pareto,chosen")
     assert [r.split(",")[:2] for r in rows[1:]] == [["column:pca", "4"], ["tree:tsvq", "4"]]
-    assert "Pareto front" in printed and "int8 B" in printed
+    assert "Pareto front" in printed and "int8 KB" in printed
     # the next steps it prints are commands that work, and load the pickle
     # only with consent
     model_path = out / "best_pipeline.joblib"
