@@ -18,6 +18,7 @@ Two rules keep the command safe to point at files:
 """
 
 import argparse
+import contextlib
 import csv
 import io
 import os
@@ -157,6 +158,10 @@ def _build_parser():
                            f"{_DEMO_MODEL}, {_DEMO_TABLE} and {_DEMO_PLOT} (nothing "
                            "else in it is touched)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    demo.add_argument("--jobs", type=_positive_int, default=1,
+                      help="processes for the search's cross-validation fits (default: "
+                           "1); each loads TensorFlow once, so more than one pays off on "
+                           "searches longer than some tens of seconds")
 
     predict = commands.add_parser(
         "predict",
@@ -662,6 +667,66 @@ def _quantize_onnx(args):
 
 
 # ------------------------------------------------------------------- demo
+class _FileProgressScorer:
+    """Accuracy that also appends one byte to ``path`` per fit: the
+    search's worker processes tick the parent's bar through the file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __call__(self, estimator, X, y):
+        from sklearn.metrics import accuracy_score
+
+        score = accuracy_score(y, estimator.predict(X))
+        with open(self.path, "ab") as handle:  # one write: appends do not interleave
+            handle.write(b".")
+        return score
+
+
+@contextlib.contextmanager
+def _progress(bar, jobs):
+    """The scorer that ticks ``bar``: directly in one process; with worker
+    processes, through a file in a temporary directory that a thread of
+    this process polls (the bar lives here). The workers' warnings are
+    silenced, so that their stderr does not break the bar's line: the same
+    warnings come again from the refits, here, where they are collected."""
+    if jobs == 1:
+        yield _ProgressScorer(bar)
+        return
+    import tempfile
+    import threading
+
+    with tempfile.TemporaryDirectory(prefix="skquant-demo-") as folder:
+        path = os.path.join(folder, "fits")
+        open(path, "wb").close()
+        done = threading.Event()
+
+        def poll():
+            seen = 0
+            while True:
+                finished = done.wait(0.2)
+                count = os.path.getsize(path)
+                if count > seen:
+                    bar.update(count - seen)
+                    seen = count
+                if finished:
+                    return
+
+        watcher = threading.Thread(target=poll, daemon=True)
+        before = os.environ.get("PYTHONWARNINGS")
+        os.environ["PYTHONWARNINGS"] = "ignore"  # read by each worker as it starts
+        watcher.start()
+        try:
+            yield _FileProgressScorer(path)
+        finally:
+            done.set()
+            watcher.join()
+            if before is None:
+                os.environ.pop("PYTHONWARNINGS", None)
+            else:
+                os.environ["PYTHONWARNINGS"] = before
+
+
 class _ProgressScorer:
     """Accuracy that also ticks a progress bar once per cross-validation fit."""
 
@@ -784,20 +849,20 @@ def run_demo(args):
 
     bar = tqdm(total=n_candidates * (args.cv + 1), desc="searching", unit="fit",
                disable=args.no_progress, file=sys.stderr)
-    search = GridSearchCV(
-        pipeline, grid, cv=folds, scoring=_ProgressScorer(bar), refit=False,
-        error_score="raise",
-    )
     # warnings (a projection's, the classifier's) are kept until the bar is
     # done, then each is printed once: printed as they came, they would
     # break the bar's line
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _progress(bar, args.jobs) as scorer:
         warnings.simplefilter("always")
         # as Python's default filters do: deprecations are for the
         # developers of the libraries that raise them, not for the user
         for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
                          ResourceWarning):
             warnings.simplefilter("ignore", category)
+        search = GridSearchCV(
+            pipeline, grid, cv=folds, scoring=scorer, refit=False, error_score="raise",
+            n_jobs=args.jobs,
+        )
         rows, best, best_model = _search_and_refit(
             search, pipeline, X_train, y_train, X_test, y_test, bar)
     bar.close()

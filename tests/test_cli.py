@@ -1140,3 +1140,26 @@ def test_demo_and_predict_on_a_raw_table_with_text_and_missing_values(tmp_path, 
     from_artifact = capsys.readouterr().out.split()
     expected = [str(p) for p in joblib.load(model_path).predict(rows)]
     assert from_pipeline == expected and from_artifact == expected
+
+
+def test_demo_jobs_gives_the_serial_search_s_results(small_digits, tmp_path, capsys):
+    # the cross-validation fits in two worker processes: the same scores, and
+    # the bar, ticked through a file by the workers, reaches its total
+    X, y = small_digits
+    data = tmp_path / "digits.npz"
+    np.savez(data, X=X[:240], y=y[:240])
+    tables = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        assert main(["demo", "--data", str(data), "--kinds", "column:pca,tree:tsvq", "--dims",
+                     "4", "--cv", "2", "--epochs", "2", "--output-dir", str(out),
+                     "--jobs", jobs]) == 0
+        err = capsys.readouterr().err
+        assert "6/6" in err.replace("\r", "\n")  # 2 candidates x (2 folds + 1 refit)
+        tables.append([line.split(",")[:4] for line in
+                       (out / "results.csv").read_text().splitlines()])
+    assert tables[0] == tables[1]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--jobs", "0"])
+    assert exit_info.value.code == 2
+    assert "--jobs: expected a positive integer" in capsys.readouterr().err
