@@ -287,6 +287,13 @@ def _emit_nystrom(b, step, x):
     # first, ties to the lower index: TopK's order); the weighted mean of
     # the coordinates in float32, as the kernel's einsum
     x64 = b.node("Cast", [x], "nystrom_x64", to=_onnx_dtype(np.float64))
+    if step.reduce_components is not None:
+        # on the principal axes the graph is built on, as the kernel
+        centred = b.node("Sub", [x64, b.constant(step.reduce_mean, "nystrom_reduce_mean")],
+                         "nystrom_centred")
+        x64 = b.node("MatMul", [centred, b.constant(
+            np.ascontiguousarray(step.reduce_components.T), "nystrom_reduce_axes")],
+            "nystrom_reduced")
     landmarks = b.weight(step.landmarks.T, "nystrom_landmarks", per="column",
                          dtype=np.float64)
     # the landmarks' squared norms from the stored landmarks, as the kernel

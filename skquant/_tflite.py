@@ -122,8 +122,13 @@ def _emit_nystrom(tf, step):
     scales = _constant(tf, step.landmark_scale)
     coordinates = _constant(tf, step.coordinates)
     k, floor = step.n_neighbors, float(step.floor)
+    reduce = None
+    if step.reduce_components is not None:
+        reduce = (_constant(tf, step.reduce_mean), _constant(tf, step.reduce_components.T))
 
     def nystrom(x):
+        if reduce is not None:  # on the principal axes the graph is built on
+            x = tf.matmul(x - reduce[0], reduce[1])
         # ranked by |l|^2 - 2 x.l, as the kernel ranks them
         negative, nearest = tf.math.top_k(2.0 * tf.matmul(x, landmarks) - norms, k=k)
         squared = tf.reduce_sum(x * x, axis=1, keepdims=True) - negative

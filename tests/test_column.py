@@ -237,3 +237,28 @@ def test_rows_whose_arithmetic_overflows_are_computed_on_the_slow_path():
     Z = pca.transform(row)
     centred = np.array([1.5e308 / 2 - pca.mean_[0] / 2, (2e150 - pca.mean_[1]) / 2])
     np.testing.assert_allclose(Z[0] / 2, centred @ pca.components_.T, rtol=1e-12)
+
+
+def test_a_pickle_holds_the_components_not_the_running_scatter():
+    import pickle
+    import warnings
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(500, 200))
+    projection = ColumnProjection(8, random_state=0).fit(X)
+    blob = pickle.dumps(projection)
+    # the 200 x 200 scatter (320 KB) only serves partial_fit
+    assert len(blob) < 200 * 200 * 8 / 4
+    restored = pickle.loads(blob)
+    np.testing.assert_array_equal(restored.transform(X), projection.transform(X))
+    with pytest.warns(UserWarning, match="partial_fit starts a new fit"):
+        restored.partial_fit(X[:100])
+    assert restored.n_samples_seen_ == 100
+    np.testing.assert_allclose(
+        np.abs(restored.components_), np.abs(ColumnProjection(8).fit(X[:100]).components_),
+        atol=1e-8)
+    # without a pickle in between, partial_fit goes on as ever
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        projection.partial_fit(X[:100])
+    assert projection.n_samples_seen_ == 600

@@ -81,13 +81,22 @@ def test_duplicated_rows_and_ties():
 
 def test_landmarks_bound_the_graph(digits):
     X, _ = digits
-    projection = GraphProjection(8, n_landmarks=300, random_state=0).fit(X)
+    projection = GraphProjection(8, n_landmarks=300, pca_components=None,
+                                 random_state=0).fit(X)
     assert projection.n_landmarks_ == 300 and projection.landmarks_.shape == (300, 64)
     assert projection.affinity_.shape == (300, 300)
     assert projection.n_samples_seen_ == len(X)
     # the landmarks are rows of X
     rows = {row.tobytes() for row in X}
     assert all(row.tobytes() in rows for row in projection.landmarks_)
+    # on more columns than pca_components: the landmarks' principal components
+    reduced = GraphProjection(8, n_landmarks=300, pca_components=20, random_state=0).fit(X)
+    assert reduced.landmarks_.shape == (300, 20) and reduced.pca_components_.shape == (20, 64)
+    np.testing.assert_allclose(reduced.pca_components_ @ reduced.pca_components_.T,
+                               np.eye(20), atol=1e-10)
+    np.testing.assert_allclose(
+        reduced.landmarks_, (projection.landmarks_ - reduced.pca_mean_) @ reduced.pca_components_.T,
+        atol=1e-8)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -95,7 +104,8 @@ def test_partial_fit_beyond_the_landmarks_keeps_a_uniform_sample(digits, method)
     # while every row fits in the landmark set, chunks change nothing
     # (test_contract.py); beyond it, a reservoir keeps a uniform sample
     X, _ = digits
-    sampled = GraphProjection(8, method=method, n_landmarks=400, random_state=0)
+    sampled = GraphProjection(8, method=method, n_landmarks=400, pca_components=None,
+                              random_state=0)
     for start in range(0, len(X), 300):
         sampled.partial_fit(X[start : start + 300])
     assert sampled.n_landmarks_ == 400 and sampled.n_samples_seen_ == len(X)
@@ -109,7 +119,8 @@ def test_pickle_round_trip_without_derived_copies(digits, method):
     import pickle
 
     X, _ = digits
-    projection = GraphProjection(8, method=method, n_landmarks=500, random_state=0).fit(X)
+    projection = GraphProjection(8, method=method, n_landmarks=500, pca_components=None,
+                                 random_state=0).fit(X)
     blob = pickle.dumps(projection)
     restored = pickle.loads(blob)
     np.testing.assert_array_equal(restored.transform(X[:40]), projection.transform(X[:40]))
@@ -117,6 +128,18 @@ def test_pickle_round_trip_without_derived_copies(digits, method):
     assert len(blob) < 2.2 * projection.landmarks_.nbytes + projection.affinity_.data.nbytes * 3
     restored.partial_fit(X[:100])  # and it goes on learning
     assert restored.n_samples_seen_ == len(X) + 100
+    if method == "spectral":
+        # on principal components: the pickle holds the landmarks' components,
+        # not the landmark rows, which only partial_fit's reservoir needs
+        reduced = GraphProjection(8, n_landmarks=500, pca_components=20, random_state=0).fit(X)
+        blob = pickle.dumps(reduced)
+        assert len(blob) < X[:500].nbytes  # the 500 landmark rows alone take this
+        restored = pickle.loads(blob)
+        assert "_reservoir" not in vars(restored)
+        np.testing.assert_array_equal(restored.transform(X[:40]), reduced.transform(X[:40]))
+        with pytest.warns(UserWarning, match="partial_fit starts a new fit"):
+            restored.partial_fit(X[:100])
+        assert restored.n_samples_seen_ == 100
 
 
 # Powers of two scale exactly, so the embedding of scaled data must be the

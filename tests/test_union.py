@@ -82,3 +82,18 @@ def test_the_fused_union_without_a_cleaner_computes_what_the_steps_do(digits):
     np.testing.assert_allclose(served._logits(rows), served._run_steps(rows)[-1],
                                rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(served.predict(rows), pipe.predict(rows))
+
+
+def test_a_loaded_union_restarts_whole_on_partial_fit():
+    import pickle
+
+    from sklearn.datasets import load_digits
+
+    X, _ = load_digits(return_X_y=True)
+    union = UnionProjection(8, random_state=0).fit(X)
+    restored = pickle.loads(pickle.dumps(union))
+    np.testing.assert_array_equal(restored.transform(X), union.transform(X))
+    with pytest.warns(UserWarning, match="UnionProjection was loaded.*starts a new fit"):
+        restored.partial_fit(X[:300])
+    assert restored.n_samples_seen_ == restored.graph_.n_samples_seen_ == 300
+    assert restored.linear_.n_samples_seen_ == 300

@@ -99,6 +99,22 @@ def _kernel_exponents(distances, scale, neighbour_scale):
     return np.minimum(exponents, np.finfo(np.float64).max)
 
 
+def _principal_axes(rows, n_axes):
+    """The mean and the ``n_axes`` leading principal axes (orthonormal rows,
+    signs fixed by ``svd_flip``) of ``rows``, computed in the working units
+    of :func:`_working_units`, so that rows near the float range give them
+    without overflow; the mean in the rows' own units."""
+    origin, exponent = _working_units(rows)
+    work = np.asarray(rows, dtype=np.float64)
+    if origin is not None:
+        work = to_unit(work, origin, exponent)
+    centre = work.mean(axis=0)
+    u, _, vt = scipy.linalg.svd(work - centre, full_matrices=False)
+    u, vt = svd_flip(u, vt)
+    mean = centre if origin is None else origin + np.ldexp(centre, exponent)
+    return mean, np.ascontiguousarray(vt[:n_axes])
+
+
 def _working_units(landmarks):
     """``(origin, exponent)`` of the units the graph is built in.
 
@@ -148,6 +164,15 @@ class GraphProjection(BaseProjection):
         The most rows the graph is built on. ``fit`` draws them uniformly
         (seeded) when there are more rows; ``partial_fit`` keeps a uniform
         reservoir sample of every row it is fed.
+    pca_components : int or None, default=50
+        ``"spectral"``: with more input columns than this, the graph is built
+        on the landmarks' first ``pca_components`` principal components (of
+        the landmarks themselves), and new rows are projected on them before
+        their neighbours are searched: neighbours in the leading principal
+        subspace are less swayed by pixel noise than in the raw columns, and
+        the search costs ``pca_components`` instead of ``n_features_in_`` per
+        landmark. ``None`` builds it on the columns as they are. (``"lpp"``
+        is linear and uses the columns as they are.)
     random_state : int, RandomState instance or None, default=None
         Seeds the landmark sample and the eigensolver's start vector.
 
@@ -161,8 +186,16 @@ class GraphProjection(BaseProjection):
         Names of the columns seen during fit, when they are all strings.
     n_samples_seen_ : int
         Number of rows the projection has been fitted on.
-    landmarks_ : ndarray of shape (n_landmarks, n_features_in)
-        The rows the graph is built on.
+    landmarks_ : ndarray of shape (n_landmarks, n_graph_features)
+        The rows the graph is built on: the landmark rows, or, where
+        ``pca_components_`` is set, their principal components.
+    pca_mean_ : ndarray of shape (n_features_in,) or None
+        ``"spectral"`` with more columns than ``pca_components``: the
+        landmarks' mean, subtracted before projecting on ``pca_components_``;
+        None otherwise.
+    pca_components_ : ndarray of shape (n_graph_features, n_features_in) or None
+        The principal axes the graph is built on (orthonormal rows), or
+        None.
     n_landmarks_ : int
         Number of landmarks.
     affinity_ : scipy.sparse.csr_matrix of shape (n_landmarks, n_landmarks)
@@ -213,6 +246,7 @@ class GraphProjection(BaseProjection):
         "method": [StrOptions({"spectral", "lpp"})],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
         "n_landmarks": [Interval(Integral, 3, None, closed="left")],
+        "pca_components": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
     }
 
@@ -226,6 +260,8 @@ class GraphProjection(BaseProjection):
         "landmark_scale_",
         "mean_",
         "components_",
+        "pca_mean_",
+        "pca_components_",
     )
 
     def __init__(
@@ -235,12 +271,14 @@ class GraphProjection(BaseProjection):
         method="spectral",
         n_neighbors=10,
         n_landmarks=2000,
+        pca_components=50,
         random_state=None,
     ):
         super().__init__(n_components)
         self.method = method
         self.n_neighbors = n_neighbors
         self.n_landmarks = n_landmarks
+        self.pca_components = pca_components
         self.random_state = random_state
 
     # the working units of the graph (see _working_units): none, the
@@ -260,6 +298,13 @@ class GraphProjection(BaseProjection):
                 "landmarks_"):
             # the same array: stored once (joblib's pickler would write it twice)
             state["_reservoir"] = "landmarks_"
+        elif state.get("pca_components_") is not None and "embedding_" in state:
+            # the landmark rows themselves (n_landmarks x n_features_in) serve
+            # only partial_fit, whose reservoir they are: a pickle holds their
+            # principal components; partial_fit on a loaded projection warns
+            # and starts afresh (as the Cleaner's and the column family's do)
+            state.pop("_reservoir", None)
+            state["_stream_dropped"] = True
         affinity = state.get("affinity_")
         if scipy.sparse.issparse(affinity):
             # as plain arrays, which skops loads without trusting scipy's types
@@ -326,11 +371,20 @@ class GraphProjection(BaseProjection):
         self._reservoir = np.empty((0, X.shape[1]), dtype=X.dtype)
         self._n_offered = 0
 
+    def _reduces(self, n_features):
+        return (self.method == "spectral" and self.pca_components is not None
+                and n_features > self.pca_components)
+
     def _finalize(self):
         from sklearn.neighbors import NearestNeighbors
 
         landmarks = self._reservoir
         m = landmarks.shape[0]
+        self.pca_mean_ = self.pca_components_ = None
+        if self._reduces(landmarks.shape[1]) and m > 1:
+            self.pca_mean_, self.pca_components_ = _principal_axes(
+                landmarks, min(self.pca_components, m - 1))
+            landmarks = self._reduce(landmarks)
         if self.n_neighbors >= m:
             raise ValueError(
                 f"n_neighbors={self.n_neighbors} must be below the number of "
@@ -382,15 +436,34 @@ class GraphProjection(BaseProjection):
         if self.method == "lpp":
             return "linear", {}, {"mean": self.mean_, "components": self.components_}, {
                 "components"}
-        return "nystrom", {
-            "n_neighbors": int(self.n_neighbors), "scale_floor": float(self._scale_floor),
-        }, {
+        arrays = {
             "landmarks": self.landmarks_,
             "landmark_scale": self.landmark_scale_,
             "coordinates": self._coordinates.T,  # rows: output columns
-        }, {"landmarks", "coordinates"}
+        }
+        if self.__dict__.get("pca_components_") is not None:
+            arrays["reduce_mean"] = self.pca_mean_
+            arrays["reduce_components"] = self.pca_components_
+        return "nystrom", {
+            "n_neighbors": int(self.n_neighbors), "scale_floor": float(self._scale_floor),
+        }, arrays, {"landmarks", "coordinates"}
+
+    def _reduce(self, X):
+        """Rows projected on the principal axes the graph is built on
+        (float64), or the rows as they are without them."""
+        if self.__dict__.get("pca_components_") is None:
+            return X
+        with np.errstate(over="ignore", invalid="ignore"):
+            reduced = kernels.linear(np.asarray(X, dtype=np.float64), self.pca_mean_,
+                                     self.pca_components_)
+        bad = ~np.isfinite(reduced).all(axis=1)
+        if bad.any():  # rows near the float range: without overflow on the way
+            reduced[bad] = wide_range_affine(X[bad], self.pca_mean_, self.pca_components_)
+        return reduced
 
     def _transform(self, X):
+        dtype = X.dtype
+        X = self._reduce(X)
         if self.method == "lpp":
             if self._exponent == 0:
                 return kernels.linear(X, self.mean_.astype(X.dtype),
@@ -399,7 +472,7 @@ class GraphProjection(BaseProjection):
             components = np.ldexp(self.components_, self._exponent)
             return kernels.linear(to_unit(X, self.mean_, self._exponent), None,
                                   components.astype(X.dtype))
-        out = np.empty((X.shape[0], self.n_components_), dtype=X.dtype)
+        out = np.empty((X.shape[0], self.n_components_), dtype=dtype)
         for start in range(0, X.shape[0], _TRANSFORM_BLOCK):
             block = self._working(X[start : start + _TRANSFORM_BLOCK])
             # brute force in numpy (one product, a partial sort): for a few
@@ -413,6 +486,8 @@ class GraphProjection(BaseProjection):
     def _transform_wide_range(self, X):
         if self.method == "lpp":
             return wide_range_affine(X, self.mean_, self.components_)
+        if self.__dict__.get("pca_components_") is not None:
+            X = wide_range_affine(X, self.pca_mean_, self.pca_components_)
         # rows so far from the landmarks that their squared distances
         # overflow: the distances again, each row scaled by a power of two on
         # the way, in units of 2**halvings of the data's own (where the

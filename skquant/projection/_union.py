@@ -46,6 +46,9 @@ class UnionProjection(BaseProjection):
     n_landmarks : int, default=2000
         The most rows the graph part is built on (see
         :class:`GraphProjection`).
+    pca_components : int or None, default=50
+        The graph part's principal subspace, on data with more columns (see
+        :class:`GraphProjection`).
     random_state : int, RandomState instance or None, default=None
         Seeds the graph part's landmark sample and eigensolver.
 
@@ -94,7 +97,7 @@ class UnionProjection(BaseProjection):
         "n_linear": [Interval(Integral, 0, None, closed="left"), None],
         # the graph part's, as GraphProjection declares them
         **{name: GraphProjection._parameter_constraints[name]
-           for name in ("n_neighbors", "n_landmarks", "random_state")},
+           for name in ("n_neighbors", "n_landmarks", "pca_components", "random_state")},
     }
 
     def __init__(
@@ -105,6 +108,7 @@ class UnionProjection(BaseProjection):
         n_linear=None,
         n_neighbors=10,
         n_landmarks=2000,
+        pca_components=50,
         random_state=None,
     ):
         super().__init__(n_components)
@@ -112,7 +116,17 @@ class UnionProjection(BaseProjection):
         self.n_linear = n_linear
         self.n_neighbors = n_neighbors
         self.n_landmarks = n_landmarks
+        self.pca_components = pca_components
         self.random_state = random_state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # a part loaded without its running statistics (the column family's
+        # scatter, the graph's landmark rows): partial_fit starts the whole
+        # union afresh, with a warning, rather than one part alone
+        parts = (state.get("linear_"), state.get("graph_"))
+        if any(part is not None and vars(part).get("_stream_dropped") for part in parts):
+            self._stream_dropped = True
 
     # ------------------------------------------------------------------ hooks
     def _split(self):
@@ -125,6 +139,7 @@ class UnionProjection(BaseProjection):
         linear = ColumnProjection(n_linear, method="pca") if n_linear else None
         graph = GraphProjection(n_graph, method="spectral", n_neighbors=self.n_neighbors,
                                 n_landmarks=self.n_landmarks,
+                                pca_components=self.pca_components,
                                 random_state=self.random_state)
         return linear, graph
 

@@ -402,6 +402,11 @@ class Nystrom:
 
     @staticmethod
     def layout(params, arrays, width):
+        if arrays.has("reduce_mean") or arrays.has("reduce_components"):
+            # the principal axes the graph is built on: both or neither
+            arrays.vector("reduce_mean", width, what="one per input column")
+            width = arrays.matrix("reduce_components", cols=width,
+                                  what="one column per input column")[0]
         n_landmarks = arrays.weight("landmarks", cols=width, what="one column per input")[0]
         arrays.vector("landmark_scale", n_landmarks, values="positive",
                       what="one per landmark")
@@ -425,6 +430,10 @@ class Nystrom:
         self.coordinates = get("coordinates", transpose=True)  # stored per output
         self.n_neighbors = int(params["n_neighbors"])
         self.floor = float(params["scale_floor"])
+        self.reduce_mean = self.reduce_components = None
+        if get.has("reduce_mean"):
+            self.reduce_mean = get("reduce_mean", np.float64)
+            self.reduce_components = get("reduce_components", np.float64)
 
     @property
     def landmarks(self):
@@ -434,12 +443,17 @@ class Nystrom:
     def row_bytes(self):
         n_landmarks, n_out = self.coordinates.shape
         # the distances to every landmark and their partial sort; the
-        # neighbours' weights, indices and coordinates
-        return 24 * n_landmarks + self.n_neighbors * (40 + 4 * n_out)
+        # neighbours' weights, indices and coordinates; the reduced row
+        reduced = 0 if self.reduce_components is None else 16 * self.reduce_components.shape[0]
+        return 24 * n_landmarks + self.n_neighbors * (40 + 4 * n_out) + reduced
 
     def neighbours(self, X):
         """Each row's nearest landmarks and their weights (float32, summing
         to 1): ``(weights, indices)``."""
+        if self.reduce_components is not None:
+            # on the principal axes the graph is built on, in float64 as the
+            # search is
+            X = kernels.linear(X.astype(np.float64), self.reduce_mean, self.reduce_components)
         distances, nearest = nearest_landmarks(
             X, self._searched, self.landmark_norms, self.n_neighbors)
         scale = np.maximum(distances[:, -1], self.floor)
