@@ -667,6 +667,19 @@ def _quantize_onnx(args):
 
 
 # ------------------------------------------------------------------- demo
+def _same_threads_in_workers():
+    """joblib's worker processes with as many BLAS threads as this one: a
+    worker's default of one thread rounds the graph family's neighbour
+    search and eigensolver differently, and ``--jobs`` would change the
+    scores in their last digits."""
+    import joblib
+    from threadpoolctl import threadpool_info
+
+    threads = max([info.get("num_threads", 1) for info in threadpool_info()
+                   if info.get("user_api") == "blas"] or [1])
+    return joblib.parallel_config(backend="loky", inner_max_num_threads=threads)
+
+
 class _FileProgressScorer:
     """Accuracy that also appends one byte to ``path`` per fit: the
     search's worker processes tick the parent's bar through the file."""
@@ -915,7 +928,8 @@ def _search_and_refit(search, pipeline, X_train, y_train, X_test, y_test, bar):
 
     from ._export import quantize
 
-    search.fit(X_train, y_train)
+    with _same_threads_in_workers():
+        search.fit(X_train, y_train)
     results = search.cv_results_
     best = int(np.argmax(results["mean_test_score"]))
     rows, best_model = [], None

@@ -165,7 +165,7 @@ class GraphProjection(BaseProjection):
         The most rows the graph is built on. ``fit`` draws them uniformly
         (seeded) when there are more rows; ``partial_fit`` keeps a uniform
         reservoir sample of every row it is fed.
-    pca_components : int or None, default=50
+    pca_components : int or None, default=64
         ``"spectral"``: with more input columns than this, the graph is built
         on the landmarks' first ``pca_components`` principal components (of
         the landmarks themselves), and new rows are projected on them before
@@ -273,7 +273,7 @@ class GraphProjection(BaseProjection):
         method="spectral",
         n_neighbors=10,
         n_landmarks=2000,
-        pca_components=50,
+        pca_components=64,
         random_state=None,
     ):
         super().__init__(n_components)

@@ -46,7 +46,7 @@ class UnionProjection(BaseProjection):
     n_landmarks : int, default=2000
         The most rows the graph part is built on (see
         :class:`GraphProjection`).
-    pca_components : int or None, default=50
+    pca_components : int or None, default=64
         The graph part's principal subspace, on data with more columns (see
         :class:`GraphProjection`).
     random_state : int, RandomState instance or None, default=None
@@ -108,7 +108,7 @@ class UnionProjection(BaseProjection):
         n_linear=None,
         n_neighbors=10,
         n_landmarks=2000,
-        pca_components=50,
+        pca_components=64,
         random_state=None,
     ):
         super().__init__(n_components)
