@@ -247,3 +247,23 @@ def test_read_table_keeps_text_columns_where_allowed(tmp_path, penguins):
     assert any("read as categories" in note for note in notes)
     assert list(y) == list(y_train)
     assert X["sex"].isna().sum() == X_train["sex"].isna().sum()
+
+
+def test_numeric_polars_frames_and_polars_output_on_every_transformer():
+    pl = pytest.importorskip("polars")
+    from sklearn.datasets import load_digits
+
+    from skquant import ColumnProjection, GraphProjection, TreeProjection, UnionProjection
+
+    X, _ = load_digits(return_X_y=True)
+    frame = pl.DataFrame(X[:300], schema=[f"p{j}" for j in range(64)])
+    cleaner = Cleaner().set_output(transform="polars").fit(frame)
+    cleaned = cleaner.transform(frame)
+    assert isinstance(cleaned, pl.DataFrame)
+    assert cleaned.columns == list(cleaner.get_feature_names_out())
+    np.testing.assert_array_equal(cleaned.to_numpy(), Cleaner().fit(X[:300]).transform(X[:300]))
+    for projection in (ColumnProjection(4), TreeProjection(4, random_state=0),
+                       GraphProjection(4, random_state=0), UnionProjection(4, random_state=0)):
+        out = projection.set_output(transform="polars").fit(cleaned).transform(cleaned)
+        assert isinstance(out, pl.DataFrame) and out.shape == (300, 4)
+        assert out.columns == list(projection.get_feature_names_out())

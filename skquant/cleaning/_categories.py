@@ -94,6 +94,8 @@ def as_frame(X):
     column (pandas, polars, or a 2-D object array holding text), else None."""
     module = type(X).__module__ or ""
     if module.startswith("polars"):
+        if all(dtype.is_numeric() or str(dtype) == "Boolean" for dtype in X.schema.values()):
+            return None  # numbers alone: no copy to pandas to find that out
         X = X.to_pandas()
     if hasattr(X, "dtypes") and hasattr(X, "iloc"):
         return X if "categorical" in column_kinds(X) else None
