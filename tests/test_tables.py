@@ -267,3 +267,14 @@ def test_numeric_polars_frames_and_polars_output_on_every_transformer():
         out = projection.set_output(transform="polars").fit(cleaned).transform(cleaned)
         assert isinstance(out, pl.DataFrame) and out.shape == (300, 4)
         assert out.columns == list(projection.get_feature_names_out())
+
+
+@pytest.mark.parametrize("method", ["qr", "random"])
+def test_the_column_family_s_other_methods_take_the_encoded_table(penguins, odd_rows, method):
+    # a selection (qr) after the encoded columns, and a random projection
+    X_train, _, y_train, _ = penguins
+    pipe = make_quant_pipeline("column", 6, method=method, random_state=0, **FAST).fit(
+        X_train, y_train)
+    served = quantize(pipe, dtype="float32")
+    np.testing.assert_allclose(served.predict_proba(odd_rows), pipe.predict_proba(odd_rows),
+                               atol=1e-4)

@@ -379,8 +379,8 @@ def _output_width(step):
         return step.coordinates.shape[1]
     if type(step) is RandomTrees:
         return step.lookup.shape[1]
-    if type(step) is Clean:
-        return step.keep.size
+    if type(step) is Clean:  # the kept columns, then the encoded ones
+        return step.keep.size + sum(table.shape[1] for _, _, table, _ in step.categories)
     return None  # a user's step kind: unknown, so nothing after it folds by width
 
 
@@ -459,7 +459,7 @@ def build_plan(steps, kinds, n_features):
         clip = ClipOp(clean, n_features, gather)
         bound = clip.bound
         if gather:
-            width = clean.keep.size
+            width = _output_width(clean)
         else:
             pending = clean_selection = _selection(clean.keep, n_features)
             if scaled:
