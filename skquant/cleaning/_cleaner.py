@@ -12,9 +12,8 @@ from sklearn.utils.validation import (
     _check_feature_names_in,
     check_is_fitted,
     check_random_state,
+    validate_data,
 )
-
-from sklearn.utils.validation import validate_data
 
 from .. import kernels
 from .._registry import index_dtype, register_export
