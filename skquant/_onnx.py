@@ -772,27 +772,15 @@ def _feed(model, X):
                    if part]
     if not categorical:
         return {_INPUT: _checked_rows(model, X)}
-    from . import kernels
-    from .runtime._pipeline import _column, _numbers
+    from .runtime._pipeline import split_table
 
-    n_features = int(metadata["skquant.n_features_in"])
-    if not (hasattr(X, "columns") or (isinstance(X, np.ndarray) and X.ndim == 2)):
-        raise TypeError("This ONNX model encodes categorical columns: give it a table (a "
-                        "pandas or polars DataFrame, or a 2-D object array), not "
-                        f"{type(X).__name__}.")
-    width = len(X.columns) if hasattr(X, "columns") else X.shape[1]
-    if width != n_features:
-        raise ValueError(f"X has {width} features, but the ONNX model is expecting "
-                         f"{n_features} features as input.")
-    rows = np.full((X.shape[0], n_features), np.nan, dtype=np.float32)
-    text = np.empty((X.shape[0], len(categorical)), dtype=object)
-    for j in range(n_features):
-        if j in categorical:
-            values, missing = kernels.as_text(_column(X, j))
-            text[:, categorical.index(j)] = np.where(missing, "", values)
-        else:
-            rows[:, j] = _numbers(_column(X, j), f"column {j}")
-    return {_INPUT: rows, _TEXT_INPUT: text}
+    numbers, texts = split_table(X, categorical, int(metadata["skquant.n_features_in"]),
+                                 what="ONNX model")
+    text = np.empty((numbers.shape[0], len(categorical)), dtype=object)
+    for position, j in enumerate(categorical):
+        values, missing = texts[j]
+        text[:, position] = np.where(missing, "", values)
+    return {_INPUT: numbers.astype(np.float32), _TEXT_INPUT: text}
 
 
 def _checked_rows(model, X):

@@ -58,6 +58,32 @@ def _numbers(column, name):
                          f"a value that is not one ({exc}).") from None
 
 
+def split_table(X, categorical, n_features, what="model", names=None):
+    """A table's columns as the two kinds a model that encodes categories
+    reads: ``(numbers, texts)``, ``numbers`` the float64 columns (NaN at
+    the categorical positions, and for a missing number), ``texts`` each
+    categorical position's ``kernels.as_text`` pair. The numpy runtime and
+    :func:`skquant.run_onnx` both read tables through it."""
+    if not (hasattr(X, "columns") or (isinstance(X, np.ndarray) and X.ndim == 2)):
+        shown = "" if names is None else " (" + ", ".join(names) + ")"
+        raise TypeError(
+            f"This {what} encodes categorical columns{shown}: give it a table (a pandas or "
+            f"polars DataFrame, or a 2-D object array), not {type(X).__name__}.")
+    width = len(X.columns) if hasattr(X, "columns") else X.shape[1]
+    if width != n_features:
+        raise ValueError(f"X has {width} features, but the {what} is expecting "
+                         f"{n_features} features as input.")
+    numbers = np.full((X.shape[0], n_features), np.nan)
+    texts = {}
+    for j in range(n_features):
+        column = _column(X, j)
+        if j in categorical:
+            texts[j] = kernels.as_text(column)
+        else:
+            numbers[:, j] = _numbers(column, f"column {j}" if names is None else names[j])
+    return numbers, texts
+
+
 def _is_sparse(X):
     """A scipy.sparse matrix or array (or pydata sparse), without importing scipy."""
     module = type(X).__module__ or ""
@@ -229,26 +255,12 @@ class QuantizedPipeline:
         """A table with categorical columns as the steps' input: numbers
         where it has numbers, each categorical column's codes (its rows in
         the Cleaner's lookup tables) where it has categories."""
-        if not (hasattr(X, "columns") or (isinstance(X, np.ndarray) and X.ndim == 2)):
-            raise TypeError(
-                "This model encodes categorical columns (" + ", ".join(
-                    self._column_name(j) for j in sorted(self._categorical))
-                + f"): give it a table (a pandas or polars DataFrame, or a 2-D object "
-                f"array), not {type(X).__name__}.")
-        width = len(X.columns) if hasattr(X, "columns") else X.shape[1]
-        if width != self.n_features_in_:
-            raise ValueError(f"X has {width} features, but the model is expecting "
-                             f"{self.n_features_in_} features as input.")
-        n_rows = X.shape[0]
-        values = np.empty((n_rows, width))
+        names = [self._column_name(j) for j in range(self.n_features_in_)]
+        values, texts = split_table(X, self._categorical, self.n_features_in_,
+                                    names=names)
         clean = self._run[0]
-        for j in range(width):
-            column = _column(X, j)
-            if j in self._categorical:
-                text, missing = kernels.as_text(column)
-                values[:, j] = clean.codes(text, missing, self._categorical[j])
-            else:
-                values[:, j] = _numbers(column, self._column_name(j))
+        for j, (text, missing) in texts.items():
+            values[:, j] = clean.codes(text, missing, self._categorical[j])
         return values, values.astype(np.float32)
 
     def _column_name(self, j):
