@@ -90,22 +90,25 @@ def _refuse_numbers_with_text(name, column):
 
 
 def as_frame(X):
-    """``X`` as a pandas DataFrame when it is a table with a non-numeric
-    column (pandas, polars, or a 2-D object array holding text), else None."""
+    """``(frame, categorical)`` when ``X`` is a table with a non-numeric
+    column (pandas, polars, or a 2-D object array holding text): it as a
+    pandas DataFrame, and the mask of its categorical columns; else None."""
     module = type(X).__module__ or ""
     if module.startswith("polars"):
         if all(dtype.is_numeric() or str(dtype) == "Boolean" for dtype in X.schema.values()):
             return None  # numbers alone: no copy to pandas to find that out
         X = X.to_pandas()
     if hasattr(X, "dtypes") and hasattr(X, "iloc"):
-        return X if "categorical" in column_kinds(X) else None
-    if isinstance(X, np.ndarray) and X.dtype.kind == "O" and X.ndim == 2:
+        frame = X
+    elif isinstance(X, np.ndarray) and X.dtype.kind == "O" and X.ndim == 2:
         import pandas as pd
 
         frame = pd.DataFrame(X)
         frame.columns = [f"x{j}" for j in range(X.shape[1])]
-        return frame if "categorical" in column_kinds(frame) else None
-    return None
+    else:
+        return None
+    categorical = np.array([kind == "categorical" for kind in column_kinds(frame)])
+    return (frame, categorical) if categorical.any() else None
 
 
 def _unknown_value(categories):

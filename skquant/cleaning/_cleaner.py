@@ -18,7 +18,7 @@ from sklearn.utils.validation import (
 from .. import kernels
 from .._registry import index_dtype, register_export
 from .._validation import forget_fit, safe_mean, validate_numeric
-from ._categories import as_frame, column_kinds, fit_column
+from ._categories import as_frame, fit_column
 from ._statistics import (_in_range, _medians, _quantiles, _scaling_statistics,
                           _variance_at_most)
 from ._sketch import ColumnSketch
@@ -44,10 +44,9 @@ def _without_splitter(encoder):
     return encoder
 
 
-def _categorical_names(X):
-    frame = as_frame(X)
-    return [str(name) for name, kind in zip(frame.columns, column_kinds(frame))
-            if kind == "categorical"][:5]
+def _categorical_names(table):
+    frame, categorical = table
+    return [str(name) for name in frame.columns[categorical]][:5]
 
 
 def _numeric_values(frame, columns, names):
@@ -338,20 +337,20 @@ class Cleaner(TransformerMixin, BaseEstimator):
         """Fit on ``X``; returns the encoded training rows of each kept
         categorical column (for ``fit_transform``)."""
         try:
-            frame = as_frame(X)
+            table = as_frame(X)
             self.__dict__.pop("_sketch", None)
             self._needs_finalize = False
-            if frame is None:
+            if table is None:
                 X = validate_numeric(self, X, reset=True, allow_nan=True,
                                      ensure_min_samples=2)
                 self._learn(np.where(np.isfinite(X), X, np.nan))
-                n_features = X.shape[1]
-                self.categorical_ = np.zeros(n_features, dtype=bool)
+                self.categorical_ = np.zeros(X.shape[1], dtype=bool)
                 training = []
                 self._set_categories([])
+                self.n_samples_seen_ = X.shape[0]
             else:
-                training = self._fit_table(X, frame, y)
-            self.n_samples_seen_ = len(frame) if frame is not None else X.shape[0]
+                training = self._fit_table(X, *table, y)
+                self.n_samples_seen_ = len(table[0])
         except Exception:
             forget_fit(self)  # a failed fit leaves nothing half-fitted
             raise
@@ -364,8 +363,9 @@ class Cleaner(TransformerMixin, BaseEstimator):
         self.encoders_ = [column.encoder for column in columns]
         self.category_tables_ = [column.table for column in columns]
 
-    def _fit_table(self, X, frame, y):
-        """Fit on a table with categorical columns (``frame``: it as pandas)."""
+    def _fit_table(self, X, frame, categorical, y):
+        """Fit on a table with categorical columns (``frame``: it as pandas;
+        ``categorical``: the mask of those columns)."""
         validate_data(self, X if isinstance(X, np.ndarray) else frame,
                       skip_check_array=True, reset=True)
         if len(frame) < 2:
@@ -376,7 +376,6 @@ class Cleaner(TransformerMixin, BaseEstimator):
                 raise ValueError(f"X has {len(frame)} rows but y has {y.shape[0]}; give "
                                  "one label per row.")
         names = _check_feature_names_in(self, None)
-        categorical = np.array([kind == "categorical" for kind in column_kinds(frame)])
         columns, training, reasons = [], [], {}
         for j in np.flatnonzero(categorical):
             text, missing = kernels.as_text(frame.iloc[:, j])
@@ -459,10 +458,11 @@ class Cleaner(TransformerMixin, BaseEstimator):
                 "partial_fit can only add rows. Call fit, or clone the Cleaner, "
                 "to start again with the new parameters."
             )
-        if as_frame(X) is not None:
+        table = as_frame(X)
+        if table is not None:
             raise ValueError(
                 "Cleaner.partial_fit takes numeric columns only, but X has categorical "
-                f"ones ({', '.join(map(repr, _categorical_names(X)))}): fit the Cleaner "
+                f"ones ({', '.join(map(repr, _categorical_names(table)))}): fit the Cleaner "
                 "on the whole table with fit, or encode those columns as numbers first.")
         try:
             X = validate_numeric(
