@@ -21,7 +21,8 @@ from sklearn.preprocessing import StandardScaler
 from skquant import (Cleaner, ColumnProjection, KerasMLPClassifier, export_onnx,
                      make_quant_pipeline, quantize, register_skl2onnx, run_onnx)
 from skquant._atomic import OutputError
-from skquant._onnx import _EMITTERS, OPSET, _emit, _GraphBuilder, load_onnx_model
+from skquant._onnx import _EMITTERS, load_onnx_model
+from _onnx_step import run_step
 from skquant.pipeline import _FAMILIES
 from skquant.runtime._steps import STEPS
 
@@ -111,19 +112,7 @@ def test_each_emitter_computes_its_numpy_step(fitted, test_rows, kind):
     served = quantize(fitted[kind], dtype="float32")
     x = test_rows.astype(np.float32)
     for step in served._run:
-        b = _GraphBuilder()
-        b.unique("X")
-        output = _emit(b, step, "X")
-        graph = onnx.helper.make_graph(
-            b.nodes, "one_step",
-            [onnx.helper.make_tensor_value_info("X", onnx.TensorProto.FLOAT,
-                                                [None, x.shape[1]])],
-            [onnx.helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, None)],
-            initializer=b.initializers)
-        model = onnx.helper.make_model(graph, opset_imports=[
-            onnx.helper.make_opsetid("", OPSET), onnx.helper.make_opsetid("ai.onnx.ml", 3)])
-        model.ir_version = 8
-        (got,) = _session(model).run(None, {"X": x})
+        got = run_step(step, x)
         expected = step(x)
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5,
                                    err_msg=type(step).__name__)
