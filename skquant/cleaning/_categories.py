@@ -14,7 +14,9 @@ fit. ``kernels.category_codes`` finds a value's row, and the Cleaner and
 the serving runtime both gather the rows from the same table.
 """
 
+import copy
 import warnings
+from numbers import Integral
 
 import numpy as np
 
@@ -200,3 +202,37 @@ def fit_column(text, missing, name, y, *, encoding, max_onehot, min_frequency,
     names = [str(n) for n in encoder.get_feature_names_out([str(name)])]
     column = CategoryColumn(categories, fill, encoding, encoder, table, names)
     return column, np.asarray(training, dtype=np.float64)
+
+
+def without_splitter(encoder):
+    """``encoder``, a target encoder's cross-fitting splitter (used by its
+    ``fit_transform`` only) replaced by its number of folds: plain data,
+    which skops loads without trusting scikit-learn's splitters."""
+    cv = getattr(encoder, "cv", None)
+    if cv is None or isinstance(cv, Integral) or not hasattr(cv, "get_n_splits"):
+        return encoder
+    encoder = copy.copy(encoder)
+    encoder.cv = int(cv.get_n_splits())
+    return encoder
+
+
+def categorical_names(table):
+    """The first names of a table's categorical columns (``as_frame``'s pair)."""
+    frame, categorical = table
+    return [str(name) for name in frame.columns[categorical]][:5]
+
+
+def numeric_values(frame, columns, names):
+    """The numeric columns of a table as float64, NaN for missing."""
+    try:
+        return frame.iloc[:, columns].to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        for j in columns:
+            try:
+                frame.iloc[:, [j]].to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Cleaner: column {names[j]!r} was numeric when the Cleaner was "
+                    f"fitted, but holds a value that is not a number now ({exc}). Give "
+                    "it numbers (a missing one as empty or NaN).") from None
+        raise

@@ -1,6 +1,5 @@
 """Cleaner: the row-preserving first step of every skquant pipeline."""
 
-import copy
 import hashlib
 import warnings
 from numbers import Integral, Real
@@ -18,7 +17,8 @@ from sklearn.utils.validation import (
 from .. import kernels
 from .._registry import index_dtype, register_export
 from .._validation import forget_fit, safe_mean, validate_numeric
-from ._categories import as_frame, fit_column
+from ._categories import (as_frame, categorical_names, fit_column, numeric_values,
+                          without_splitter)
 from ._statistics import (_in_range, _medians, _quantiles, _scaling_statistics,
                           _variance_at_most)
 from ._sketch import ColumnSketch
@@ -33,36 +33,6 @@ _DERIVED = ("statistics_", "lower_bounds_", "upper_bounds_", "support_", "drop_r
 # pixels: digits 3.3, 28x28 digits 7.4; tables in mixed units: breast
 # cancer 77,000, wine 1,060, penguins 250)
 _SHARED_SCALE_RATIO = 20.0
-
-
-def _without_splitter(encoder):
-    cv = getattr(encoder, "cv", None)
-    if cv is None or isinstance(cv, Integral) or not hasattr(cv, "get_n_splits"):
-        return encoder
-    encoder = copy.copy(encoder)
-    encoder.cv = int(cv.get_n_splits())
-    return encoder
-
-
-def _categorical_names(table):
-    frame, categorical = table
-    return [str(name) for name in frame.columns[categorical]][:5]
-
-
-def _numeric_values(frame, columns, names):
-    """The numeric columns of a table as float64, NaN for missing."""
-    try:
-        return frame.iloc[:, columns].to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError) as exc:
-        for j in columns:
-            try:
-                frame.iloc[:, [j]].to_numpy(dtype=np.float64, na_value=np.nan)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"Cleaner: column {names[j]!r} was numeric when the Cleaner was "
-                    f"fitted, but holds a value that is not a number now ({exc}). Give "
-                    "it numbers (a missing one as empty or NaN).") from None
-        raise
 
 
 class Cleaner(TransformerMixin, BaseEstimator):
@@ -389,7 +359,7 @@ class Cleaner(TransformerMixin, BaseEstimator):
                 columns.append((j, column))
                 training.append(rows)
         numeric = np.flatnonzero(~categorical)
-        values = _numeric_values(frame, numeric, names)
+        values = numeric_values(frame, numeric, names)
         self._learn(np.where(np.isfinite(values), values, np.nan),
                     names=names[numeric], others=bool(columns) or None)
         # the numeric statistics at the table's positions; categorical
@@ -462,7 +432,7 @@ class Cleaner(TransformerMixin, BaseEstimator):
         if table is not None:
             raise ValueError(
                 "Cleaner.partial_fit takes numeric columns only, but X has categorical "
-                f"ones ({', '.join(map(repr, _categorical_names(table)))}): fit the Cleaner "
+                f"ones ({', '.join(map(repr, categorical_names(table)))}): fit the Cleaner "
                 "on the whole table with fit, or encode those columns as numbers first.")
         try:
             X = validate_numeric(
@@ -524,7 +494,7 @@ class Cleaner(TransformerMixin, BaseEstimator):
             # a target encoder's cross-fitting splitter (used by its
             # fit_transform only) saved as its number of folds: plain data,
             # which skops loads without trusting scikit-learn's splitters
-            state["encoders_"] = [_without_splitter(encoder) for encoder in state["encoders_"]]
+            state["encoders_"] = [without_splitter(encoder) for encoder in state["encoders_"]]
         return state
 
     def _learn(self, X, sketch=None, names=None, others=None):
@@ -719,7 +689,7 @@ class Cleaner(TransformerMixin, BaseEstimator):
         names = _check_feature_names_in(self, None)
         numeric = np.flatnonzero(~self.categorical_)
         coded = np.full((len(frame), self.n_features_in_), np.nan)
-        coded[:, numeric] = _numeric_values(frame, numeric, names)
+        coded[:, numeric] = numeric_values(frame, numeric, names)
         kept = np.flatnonzero(self.categorical_ & self.support_)
         for j, categories, fill in zip(kept, self.categories_, self.category_fill_):
             text, missing = kernels.as_text(frame.iloc[:, j])
