@@ -47,6 +47,7 @@ def candidates(k, seed):
     return {
         "column:pca": ColumnProjection(k, random_state=seed),
         "tree:tsvq": TreeProjection(k, random_state=seed),
+        "tree:tsvq-local": TreeProjection(k, method="tsvq-local", random_state=seed),
         "graph:spectral": GraphProjection(k, random_state=seed),
         "graph:lpp": GraphProjection(k, method="lpp", random_state=seed),
         "union:pca+spectral": UnionProjection(k, random_state=seed),

@@ -27,6 +27,7 @@ targets (every family within 0.02 of the anchor, the demo's best at least
 the anchor; the raw penguins at least 0.97).
 
 Run: python benchmarks/bench_tables.py [--tables breast-cancer,penguins-numeric,penguins]
+[--kinds KINDS (the demo's --kinds)]
 """
 
 import argparse
@@ -83,11 +84,12 @@ def _anchor_features(frame, label):
     return pd.concat([numeric, encoded], axis=1).to_numpy(dtype=float)
 
 
-def _demo(csv_path, label, out_dir):
+def _demo(csv_path, label, out_dir, kinds=None):
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "skquant", "demo", "--data", str(csv_path), "--label-column",
-         label, "--no-progress", "--output-dir", str(out_dir)],
+         label, "--no-progress", "--output-dir", str(out_dir)]
+        + ([] if kinds is None else ["--kinds", kinds]),
         capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
@@ -115,6 +117,8 @@ def _anchor(frame, label, dims, seed=0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", default="breast-cancer,penguins-numeric,penguins")
+    parser.add_argument("--kinds", default=None,
+                        help="the demo's --kinds (default: the demo's own default)")
     args = parser.parse_args()
     print(machine())
     for name in args.tables.split(","):
@@ -122,7 +126,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{name}.csv"
             frame.to_csv(path, index=False)
-            rows, seconds, output = _demo(path, label, Path(tmp) / "out")
+            rows, seconds, output = _demo(path, label, Path(tmp) / "out", args.kinds)
         print(f"\n== {name}: {frame.shape[0]} rows x {frame.shape[1] - 1} columns "
               f"(demo {seconds:.0f} s)")
         if rows is None:

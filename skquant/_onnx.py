@@ -247,6 +247,17 @@ def _emit_closeness(b, step, x):
                   b.node("Mul", [centred, centred], "closeness_squares"), 1,
                   "closeness_own_norms")
     squared = b.node("Add", [squared, own], "closeness_squared")
+    if step.axes is not None:
+        # minus the squared coordinates along each prototype's local axes,
+        # summed per prototype by a 0/1 matrix (no reshape of the batch)
+        along = b.node("MatMul", [centred, b.constant(step.axes_t, "closeness_axes")],
+                       "closeness_along")
+        along = b.node("Sub", [along, b.constant(step.axis_offsets, "closeness_axis_offsets")],
+                       "closeness_along_centred")
+        along = b.node("Mul", [along, along], "closeness_along_squares")
+        local = b.node("MatMul", [along, b.constant(step.axis_sums(), "closeness_axis_sums")],
+                       "closeness_local")
+        squared = b.node("Sub", [squared, local], "closeness_residual")
     squared = b.node("Max", [squared, b.constant(np.float32(0), "closeness_zero")],
                      "closeness_floored")
     distance = b.node("Sqrt", [squared], "closeness_distance")

@@ -80,11 +80,18 @@ def _emit_select(tf, step):
 def _emit_closeness(tf, step):
     origin, prototypes = _constant(tf, step.origin), _constant(tf, step.prototypes.T)
     norms, factor = _constant(tf, step.norms), float(step.factor)
+    local = None
+    if step.axes is not None:
+        local = (_constant(tf, step.axes_t), _constant(tf, step.axis_offsets),
+                 _constant(tf, step.axis_sums()))
 
     def closeness(x):
         centred = x - origin
         squared = -2.0 * tf.matmul(centred, prototypes) + norms
         squared += tf.reduce_sum(centred * centred, axis=1, keepdims=True)
+        if local is not None:  # minus the squares along each prototype's axes
+            along = tf.matmul(centred, local[0]) - local[1]
+            squared -= tf.matmul(along * along, local[2])
         return tf.sqrt(tf.maximum(squared, 0.0)) * factor
 
     return closeness

@@ -133,8 +133,13 @@ def select(X, columns):
     return X[:, columns]
 
 
-def closeness(centred, minus_twice_prototypes, prototype_norms, factor):
+def closeness(centred, minus_twice_prototypes, prototype_norms, factor, axes=None,
+              axis_offsets=None):
     """TSVQ: distance to every prototype, times ``factor`` (negative).
+
+    With ``axes``, the distance to each prototype's local principal
+    subspace instead: the part of ``x - c`` that the prototype's ``m`` axes
+    do not span, ``sqrt(|x - c|^2 - |U (x - c)|^2)``.
 
     Parameters
     ----------
@@ -144,8 +149,13 @@ def closeness(centred, minus_twice_prototypes, prototype_norms, factor):
         ``-2`` times the prototypes (minus the origin), transposed.
     prototype_norms : ndarray of shape (n_prototypes,)
         Their squared norms.
-    factor : scalar
-        ``-1 / scale``.
+    factor : scalar or None
+        ``-1 / scale``; None leaves the distances as they are.
+    axes : ndarray of shape (n_features, n_prototypes * m) or None
+        Each prototype's ``m`` orthonormal local axes, transposed, prototype
+        by prototype.
+    axis_offsets : ndarray of shape (n_prototypes * m,) or None
+        Each axis's product with its prototype (``U c``).
 
     Returns
     -------
@@ -155,9 +165,16 @@ def closeness(centred, minus_twice_prototypes, prototype_norms, factor):
     squared = centred @ minus_twice_prototypes
     squared += prototype_norms
     squared += np.einsum("ij,ij->i", centred, centred)[:, None]
+    if axes is not None:
+        # minus the squared coordinates along each prototype's axes
+        along = centred @ axes
+        along -= axis_offsets
+        along = along.reshape(along.shape[0], squared.shape[1], -1)
+        squared -= np.einsum("ijk,ijk->ij", along, along)
     np.maximum(squared, 0, out=squared)
     np.sqrt(squared, out=squared)
-    squared *= factor
+    if factor is not None:
+        squared *= factor
     return squared
 
 

@@ -7,7 +7,7 @@ from sklearn.pipeline import Pipeline
 # family name -> (module, class, methods); a new family registers here
 _FAMILIES = {
     "column": ("skquant.projection", "ColumnProjection", ("pca", "qr", "random")),
-    "tree": ("skquant.projection", "TreeProjection", ("tsvq", "random-trees")),
+    "tree": ("skquant.projection", "TreeProjection", ("tsvq", "tsvq-local", "random-trees")),
     "graph": ("skquant.projection", "GraphProjection", ("spectral", "lpp")),
     "union": ("skquant.projection", "UnionProjection", ("pca+spectral",)),
 }
@@ -59,9 +59,9 @@ def make_quant_pipeline(
         Dimensions of the projection.
     method : str or None, default=None
         The family's method (``"column"``: ``"pca"``, ``"qr"`` or
-        ``"random"``; ``"tree"``: ``"tsvq"`` or ``"random-trees"``;
-        ``"graph"``: ``"spectral"`` or ``"lpp"``); ``None`` keeps the
-        family's default.
+        ``"random"``; ``"tree"``: ``"tsvq"``, ``"tsvq-local"`` or
+        ``"random-trees"``; ``"graph"``: ``"spectral"`` or ``"lpp"``);
+        ``None`` keeps the family's default.
     outlier_filter : bool, default=False
         Wrap the classifier in :class:`OutlierFilter`, so that outlier rows
         are left out of training.

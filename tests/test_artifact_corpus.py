@@ -45,7 +45,7 @@ from skquant.runtime._schema import MAX_MANIFEST_BYTES, canonical
 METHODS = [(getattr(importlib.import_module(module), name), method)
            for module, name, methods in _FAMILIES.values() for method in methods]
 DTYPES = {
-    "pca": "int8", "qr": "float32", "random": "float16", "tsvq": "int8",
+    "pca": "int8", "qr": "float32", "random": "float16", "tsvq": "int8", "tsvq-local": "int8",
     "random-trees": "float32", "spectral": "int8", "lpp": "float16",
     "pca+spectral": "float32",
 }

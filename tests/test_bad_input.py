@@ -32,7 +32,7 @@ FAMILY_OF = {name: family for family, (_, name, _) in _FAMILIES.items()}
 # whether each method defines inverse_transform
 INVERTIBLE = {
     "column:pca": True, "column:qr": True, "column:random": True,
-    "tree:tsvq": True, "tree:random-trees": False,
+    "tree:tsvq": True, "tree:tsvq-local": True, "tree:random-trees": False,
     "graph:spectral": False, "graph:lpp": False,
     "union:pca+spectral": False,
 }

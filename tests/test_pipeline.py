@@ -41,7 +41,8 @@ def test_the_tree_family_is_registered():
     assert make_quant_pipeline("tree").named_steps["project"].method == "tsvq"
     grid = projection_grid(["tree", "column:pca"], dims=(8, 128), n_features=64)
     assert [(g["project"][0].method, g["project__n_components"]) for g in grid] == [
-        ("tsvq", [8, 128]), ("random-trees", [8, 128]), ("pca", [8])]
+        ("tsvq", [8, 128]), ("tsvq-local", [8, 128]), ("random-trees", [8, 128]),
+        ("pca", [8])]
 
 
 def test_the_graph_family_is_registered():
@@ -86,7 +87,7 @@ def test_grid_search_and_joblib_round_trip_in_a_fresh_process(digits_split, tmp_
     grid = projection_grid(["column:pca", "tree", "graph:spectral"], dims=(8, 16),
                            n_features=64)
     search = GridSearchCV(pipe, grid, cv=2).fit(X_train, y_train)
-    assert len(search.cv_results_["params"]) == 8
+    assert len(search.cv_results_["params"]) == 10
     assert search.best_estimator_.score(X_test, y_test) > 0.5
 
     paths = {"best": tmp_path / "best.joblib", "pipe": tmp_path / "pipe.joblib"}

@@ -25,6 +25,7 @@ ALLOWED_GAP = {
     "column:qr": -0.025,           # -0.002: 32 of the 59 pixels
     "column:random": -0.035,       # -0.013
     "tree:tsvq": -0.035,           # -0.013: distances to 32 prototypes
+    "tree:tsvq-local": -0.015,     # +0.002: distances to 32 local subspaces
     "tree:random-trees": -0.08,    # -0.058
     "graph:spectral": -0.015,      # +0.009
     "graph:lpp": -0.015,           # +0.004

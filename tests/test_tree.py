@@ -1,4 +1,4 @@
-"""The tree projection family: tsvq and random-trees."""
+"""The tree projection family: tsvq, tsvq-local and random-trees."""
 
 import pickle
 import warnings
@@ -91,6 +91,79 @@ def test_features_are_closeness_to_every_prototype(digits):
     np.testing.assert_array_equal(decoded, projection.cluster_centers_[Z.argmax(axis=1)])
 
 
+def subspace_distances(X, centers, axes):
+    """Distance of each row to each leaf's affine subspace, by brute force."""
+    out = np.empty((len(X), len(centers)))
+    for leaf, (center, basis) in enumerate(zip(centers, axes)):
+        offset = X - center
+        out[:, leaf] = np.linalg.norm(offset - (offset @ basis.T) @ basis, axis=1)
+    return out
+
+
+def test_tsvq_local_features_are_distances_to_each_leafs_subspace(digits):
+    projection = TreeProjection(16, method="tsvq-local", local_components=3,
+                                random_state=0).fit(digits)
+    plain = TreeProjection(16, random_state=0).fit(digits)
+    # the same tree; the local axes are each leaf's principal axes, orthonormal
+    np.testing.assert_array_equal(projection.cluster_centers_, plain.cluster_centers_)
+    axes = projection.local_axes_
+    assert axes.shape == (16, 3, 64)
+    for basis in axes:
+        np.testing.assert_allclose(basis @ basis.T, np.eye(3), atol=1e-10)
+    Z = projection.transform(digits[:100])
+    expected = subspace_distances(digits[:100], projection.cluster_centers_, axes)
+    np.testing.assert_allclose(Z, -expected / projection.scale_, atol=1e-9)
+    # nearer a subspace than its prototype, never farther
+    assert np.all(Z >= plain.transform(digits[:100]) - 1e-12)
+    leaf = plain.apply(digits) == 0
+    rows = digits[leaf] - plain.cluster_centers_[0]
+    leading = np.linalg.svd(rows, full_matrices=False)[2][:3]
+    np.testing.assert_allclose(np.abs(leading @ axes[0].T), np.eye(3), atol=1e-6)
+
+
+def test_tsvq_local_axes_where_a_leaf_is_flat():
+    # two leaves of one point each (no direction to model) and a line of
+    # points: a leaf's missing directions are rows of zeros
+    X = np.array([[0.0, 0, 0]] * 5 + [[10.0, 10, 10]] * 5
+                 + [[-10.0 + t, -10, 0] for t in np.linspace(0, 1, 6)])
+    projection = TreeProjection(3, method="tsvq-local", local_components=5,
+                                random_state=0).fit(X)
+    axes = projection.local_axes_
+    assert axes.shape == (3, 1, 3)  # at most half the columns
+    ranks = sorted(int(np.abs(basis).sum(axis=1).astype(bool).sum()) for basis in axes)
+    assert ranks == [0, 0, 1]
+    Z = projection.transform(X)
+    assert np.isfinite(Z).all()
+    np.testing.assert_allclose(
+        Z, -subspace_distances(X, projection.cluster_centers_, axes) / projection.scale_,
+        atol=1e-7)  # (the square root of a rounding error, at a distance of 0)
+
+
+def test_tsvq_local_on_one_column_has_tsvqs_features():
+    X = np.random.RandomState(0).normal(size=(200, 1))
+    local = TreeProjection(4, method="tsvq-local", random_state=0).fit(X)
+    assert local.local_axes_.shape == (4, 0, 1)
+    plain = TreeProjection(4, random_state=0).fit(X)
+    np.testing.assert_array_equal(local.transform(X), plain.transform(X))
+    assert TreeProjection(4, method="tsvq-local").fit(X[:, [0, 0, 0, 0]] * [1, 2, 3, 4]
+                                                      ).local_axes_.shape == (4, 2, 4)
+
+
+def test_tsvq_local_on_wide_data_uses_a_seeded_randomized_svd():
+    # leaves with more than 128 rows and columns: the randomized SVD
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(900, 150)) @ rng.normal(size=(150, 150))
+    first = TreeProjection(2, method="tsvq-local", random_state=3).fit(X)
+    again = TreeProjection(2, method="tsvq-local", random_state=3).fit(X)
+    np.testing.assert_array_equal(first.local_axes_, again.local_axes_)
+    leaf = first.apply(X) == 0
+    rows = X[leaf] - first.cluster_centers_[0]
+    leading = np.linalg.svd(rows, full_matrices=False)[2][:4]
+    # the randomized axes span nearly the leading subspace
+    overlap = np.linalg.svd(leading @ first.local_axes_[0].T, compute_uv=False)
+    assert overlap.min() > 0.9
+
+
 def test_routing_through_a_deep_tree_finds_nearly_the_nearest_leaf(blobs):
     # 256 leaves: rows descend hyperplane blocks to a bucket of at most 32
     # leaves; almost every row lands on its exact nearest prototype
@@ -176,12 +249,13 @@ def test_a_pickled_random_trees_projection_transforms_but_does_not_resume(blobs)
     (600, np.float64), (1000, np.float64), (-600, np.float64), (-1000, np.float64),
     (70, np.float32), (120, np.float32), (-70, np.float32), (-120, np.float32),
 ])
-def test_tsvq_does_not_depend_on_the_data_scale(exponent, dtype):
+@pytest.mark.parametrize("method", ["tsvq", "tsvq-local"])
+def test_tsvq_does_not_depend_on_the_data_scale(exponent, dtype, method):
     X, _ = make_blobs(n_samples=600, n_features=5, centers=6, random_state=0)
     X = X.astype(dtype)
     scaled = np.ldexp(X, exponent)
-    reference = TreeProjection(8, max_samples=400, random_state=0).fit(X)
-    projection = TreeProjection(8, max_samples=400, random_state=0).fit(scaled)
+    reference = TreeProjection(8, method=method, max_samples=400, random_state=0).fit(X)
+    projection = TreeProjection(8, method=method, max_samples=400, random_state=0).fit(scaled)
     Z = projection.transform(scaled)
     assert Z.dtype == dtype and np.isfinite(Z).all()
     rtol = 1e-9 if dtype == np.float64 else 1e-3
@@ -229,3 +303,40 @@ def test_random_trees_beyond_float32_route_like_float32(scale):
         largest = np.finfo(np.float32).max
         np.testing.assert_array_equal(
             projection.apply(X), projection.apply(np.clip(X, -largest, largest)))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_the_artifact_serves_and_checks_the_local_axes(digits, dtype):
+    from sklearn.pipeline import Pipeline
+
+    from skquant import Cleaner, KerasMLPClassifier, quantize
+    from skquant.runtime import ArtifactError, QuantizedPipeline
+
+    clean = Cleaner().fit(digits)
+    projection = TreeProjection(8, method="tsvq-local", random_state=0).fit(
+        clean.transform(digits))
+    Z = projection.transform(clean.transform(digits))
+    rng = np.random.default_rng(0)
+    classifier = KerasMLPClassifier()  # fitted by hand: no TensorFlow
+    classifier.coefs_ = [rng.normal(size=(8, 12)), rng.normal(size=(12, 3))]
+    classifier.intercepts_ = [rng.normal(size=12) * 0.1, rng.normal(size=3) * 0.1]
+    classifier.input_mean_, classifier.input_scale_ = Z.mean(axis=0), Z.std(axis=0)
+    classifier.classes_, classifier.n_features_in_ = np.arange(3), 8
+    pipe = Pipeline([("clean", clean), ("project", projection), ("classify", classifier)])
+    served = quantize(pipe, dtype=dtype)
+    prefix = served.manifest["steps"][1]["prefix"]
+    axes = f"{prefix}axes" if dtype == "float32" else f"{prefix}axes.q"
+    assert served.arrays[axes].shape == (8 * 4, clean.transform(digits).shape[1])
+    atol = 1e-4 if dtype == "float32" else 0.05
+    np.testing.assert_allclose(served.predict_proba(digits), pipe.predict_proba(digits),
+                               atol=atol)
+    broken = dict(served.arrays)
+    broken[axes] = broken[axes][:-1].copy()  # 31 axes for 8 prototypes
+    if dtype == "int8":
+        broken[f"{prefix}axes.scale"] = broken[f"{prefix}axes.scale"][:-1].copy()
+    with pytest.raises(ArtifactError, match="31 local axes for 8 prototypes"):
+        QuantizedPipeline(served.manifest, broken)
+    broken = dict(served.arrays)
+    broken[axes] = broken[axes][:, :5].copy()
+    with pytest.raises(ArtifactError, match="axes"):
+        QuantizedPipeline(served.manifest, broken)

@@ -93,7 +93,7 @@ def wide_range_affine(X, shift, matrix):
         return np.ldexp(product, rows + columns)
 
 
-def wide_range_distances(X, shift, exponent, points, k=None):
+def wide_range_distances(X, shift, exponent, points, k=None, axes=None):
     """Euclidean distances from the rows ``(X - shift) / 2**exponent`` to
     ``points`` (already in those units), in float64, overflow-free.
 
@@ -106,6 +106,10 @@ def wide_range_distances(X, shift, exponent, points, k=None):
     :func:`skquant.kernels.nearest_landmarks` ranks them (by ``|p|^2 - 2
     x.p``, without the row's own squared norm, which would round away the
     differences of a row far from every point).
+
+    With ``axes`` (``(n_points, m, d)``, orthonormal rows per point; not
+    with ``k``), the distances to each point's affine subspace along its
+    axes instead, as :func:`skquant.kernels.closeness` computes them.
     """
     X = np.asarray(X, dtype=np.float64)
     points = np.asarray(points, dtype=np.float64)
@@ -125,6 +129,13 @@ def wide_range_distances(X, shift, exponent, points, k=None):
     if k is not None:
         nearest, squared = kernels.smallest(squared, k, with_values=True)
     squared += own
+    if axes is not None:
+        # minus the coordinates along each point's axes, in the same units
+        offsets = np.einsum("kmd,kd->km", axes, points).ravel()
+        along = scaled @ axes.reshape(-1, axes.shape[2]).T
+        along -= np.ldexp(offsets[None, :], relative)
+        along *= along
+        squared -= along.reshape(along.shape[0], points.shape[0], -1).sum(axis=2)
     np.maximum(squared, 0, out=squared)
     with np.errstate(over="ignore"):
         distances = np.ldexp(np.sqrt(squared), rows)

@@ -191,7 +191,8 @@ class ClipOp:
 
 
 class DistanceOp:
-    """The closeness step's distances, before its factor (which folds into
+    """The closeness step's distances (to each prototype, or to its local
+    subspace), before its factor (which folds into
     the affine map after it). It may read every input column: the
     Cleaner's dropped ones are zero there, in ``origin`` and in the
     prototypes."""
@@ -202,6 +203,10 @@ class DistanceOp:
         prototypes = np.zeros((closeness.prototypes.shape[0], width), dtype=np.float32)
         prototypes[:, columns] = closeness.prototypes
         self.norms = closeness.norms
+        axes = None
+        if closeness.axes is not None:  # local axes, zero on the other columns
+            axes = np.zeros((closeness.axes.shape[0], width), dtype=np.float32)
+            axes[:, columns] = closeness.axes
         if clip is not None and not clip.gather and _offset_is_small(
                 self.origin.astype(np.float64), clip):
             # on the clipped raw input, where the Cleaner's bounds show the
@@ -212,6 +217,14 @@ class DistanceOp:
                 prototypes, self.origin = raw, None
                 self.norms = np.einsum("ij,ij->i", raw, raw)
         self.minus_twice = np.ascontiguousarray(-2.0 * prototypes.T)
+        self.axes_t = self.axis_offsets = None
+        if axes is not None:
+            # each axis's product with its prototype, in the frame used here
+            # (|U (x - c)| <= |x - c|: the bounds below hold for it too)
+            k = prototypes.shape[0]
+            self.axis_offsets = np.einsum(
+                "kmd,kd->km", axes.reshape(k, -1, width), prototypes).ravel()
+            self.axes_t = np.ascontiguousarray(axes.T)
         self.where, self.width = where, prototypes.shape[0]
         self.bound, self.check = None, True
         if bound is not None:
@@ -226,11 +239,9 @@ class DistanceOp:
 
     def __call__(self, X):
         centred = X if self.origin is None else X - self.origin
-        squared = centred @ self.minus_twice
-        squared += self.norms
-        squared += np.einsum("ij,ij->i", centred, centred)[:, None]
-        np.maximum(squared, 0, out=squared)
-        np.sqrt(squared, out=squared)
+        # the kernel's arithmetic, with the factor left to the next map
+        squared = kernels.closeness(centred, self.minus_twice, self.norms, None,
+                                    self.axes_t, self.axis_offsets)
         if self.check:
             check_finite(squared, self.where)
         return squared

@@ -251,7 +251,8 @@ class Select:
 
 
 class Closeness:
-    """TSVQ: negative distance to every leaf prototype, in units of scale."""
+    """TSVQ: negative distance to every leaf prototype (or, with local
+    ``axes``, to every leaf's local subspace), in units of scale."""
 
     # any float32 unit whose reciprocal is a float32 too; too large a
     # model is refused by its prototypes' norms, with the cause
@@ -261,10 +262,30 @@ class Closeness:
     @staticmethod
     def layout(params, arrays, width):
         arrays.vector("origin", width, what="one per input column")
-        return arrays.weight("prototypes", cols=width, what="one column per input")[0]
+        k = arrays.weight("prototypes", cols=width, what="one column per input")[0]
+        if arrays.has("axes") or arrays.has("axes.q"):
+            # optional: each prototype's local axes, m rows per prototype
+            rows = arrays.weight("axes", cols=width, what="one column per input")[0]
+            if rows % k or not 0 < rows // k <= width:
+                raise ArtifactError(
+                    f"the closeness step has {rows} local axes for {k} prototypes: it "
+                    "needs the same number m (1 <= m <= the input width) for each.")
+        return k
 
     def __init__(self, params, get):
         self.origin, self.prototypes = get("origin"), get("prototypes")
+        self.axes = self.axis_offsets = self.axes_t = None
+        if get.has("axes") or get.has("axes.q"):
+            self.axes = get("axes")  # (k m, d), prototype by prototype
+            k, d = self.prototypes.shape
+            with np.errstate(over="ignore", invalid="ignore"):
+                self.axis_offsets = np.einsum(
+                    "kmd,kd->km", self.axes.reshape(k, -1, d), self.prototypes).ravel()
+            if not np.isfinite(self.axis_offsets).all():
+                raise ArtifactError(
+                    "the closeness step's local axes times its prototypes overflow "
+                    "float32: no input could be served.")
+            self.axes_t = np.ascontiguousarray(self.axes.T)
         with np.errstate(over="ignore"):
             self.norms = np.einsum("ij,ij->i", self.prototypes, self.prototypes)
         if not np.isfinite(self.norms).all():
@@ -275,11 +296,19 @@ class Closeness:
         self.factor = np.float32(-1.0 / params["scale"])
         self._minus_twice = np.ascontiguousarray(-2.0 * self.prototypes.T)  # exact
 
+    def axis_sums(self):
+        """``(k m, k)`` float32: 1 where a local axis belongs to a prototype
+        (how the exports sum the squares along each prototype's axes)."""
+        k = self.prototypes.shape[0]
+        return np.repeat(np.eye(k, dtype=np.float32), self.axes.shape[0] // k, axis=0)
+
     def row_bytes(self):
-        return 4 * (2 * self.origin.size + 2 * self.prototypes.shape[0])
+        local = 0 if self.axes is None else 4 * self.axes.shape[0]
+        return 4 * (2 * self.origin.size + 2 * self.prototypes.shape[0]) + local
 
     def __call__(self, X):
-        return kernels.closeness(X - self.origin, self._minus_twice, self.norms, self.factor)
+        return kernels.closeness(X - self.origin, self._minus_twice, self.norms, self.factor,
+                                 self.axes_t, self.axis_offsets)
 
 
 _NODE_BLOCK = 1 << 20  # nodes checked at once: the checks' memory stays small
