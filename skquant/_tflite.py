@@ -1,8 +1,8 @@
 """Export a fitted pipeline as one TensorFlow Lite model.
 
 The whole pipeline becomes one graph: the Cleaner (imputation, kept columns,
-clipping), the projection (every family) and the classifier, ending in the
-class probabilities. It is built from the same arrays as the numpy runtime's
+clipping, scaling, categorical columns), the projection (every family) and
+the classifier, ending in the class probabilities. It is built from the same arrays as the numpy runtime's
 float32 export, so the two compute the same function.
 """
 
@@ -29,17 +29,28 @@ def _constant(tf, array, dtype=None):
     return tf.constant(np.asarray(array), dtype=dtype or tf.float32)
 
 
-_NO_CATEGORIES = (
-    "export_tflite cannot export a Cleaner that encodes categorical columns: "
-    "TFLite's built-in operators have no string lookup. Serve it with "
-    "skquant.quantize (the numpy runtime) or skquant.export_onnx, which take "
-    "the raw table, text included; or encode those columns as numbers before "
-    "the pipeline.")
+# the model's inputs: the numeric columns (NaN at the categorical ones), and
+# for a pipeline whose Cleaner encodes categories, their values as text, the
+# input's name giving their positions in the table (TFLite has no model
+# metadata that its interpreters read back), "X_text_at_4_5" for 4 and 5
+_INPUT, _TEXT_PREFIX = "X", "X_text_at"
+
+
+def _text_input_name(positions):
+    return "_".join([_TEXT_PREFIX, *map(str, positions)])
+
+
+def _text_positions(name):
+    """The categorical positions a text input's name gives, or None."""
+    if not name.startswith(_TEXT_PREFIX + "_"):
+        return None
+    parts = name[len(_TEXT_PREFIX) + 1:].split("_")
+    if not all(part.isdigit() for part in parts):
+        return None
+    return [int(part) for part in parts]
 
 
 def _emit_clean(tf, step):
-    if step.categories:
-        raise ValueError(_NO_CATEGORIES)
     keep, fill = _constant(tf, step.keep, tf.int32), _constant(tf, step.fill)
     lower, upper = _constant(tf, step.lower), _constant(tf, step.upper)
 
@@ -64,7 +75,32 @@ def _emit_clean(tf, step):
         center, scale = _constant(tf, step.center), _constant(tf, step.scale)
         shift = _constant(tf, step.center / step.scale)
     largest = float(np.finfo(np.float32).max)
-    return clean
+    if not step.categories:
+        return clean
+    # each categorical column: its text -> its row in the lookup table, by a
+    # static hash table (TFLite's built-in HASHTABLE ops): an unknown
+    # category the last row, "" (a missing value) the imputed category's
+    # unless "" is a category itself, as the numpy runtime and ONNX do
+    lookups = []
+    for _, categories, table, missing_row in step.categories:
+        keys, values = categories.tolist(), list(range(categories.size))
+        if "" not in keys:
+            keys, values = keys + [""], values + [missing_row]
+        hashed = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string),
+                                                tf.constant(values, tf.int64)),
+            default_value=categories.size)
+        lookups.append((hashed, _constant(tf, table)))
+
+    def encoded(x, text):
+        blocks = [clean(x)]
+        for number, (hashed, table) in enumerate(lookups):
+            column = text[:, number]  # (a strided slice: a gather of strings is no builtin)
+            blocks.append(tf.gather(table, hashed.lookup(column), axis=0))
+        return tf.concat(blocks, axis=1)
+
+    encoded.tables = [hashed for hashed, _ in lookups]
+    return encoded
 
 
 def _emit_linear(tf, step):
@@ -199,7 +235,12 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None, *, force=Tru
 
     Cleaning, projection (any family) and classifier become one graph from
     raw rows (NaN allowed where the pipeline cleans) to class probabilities,
-    for mobile and edge runtimes (LiteRT).
+    for mobile and edge runtimes (LiteRT). A Cleaner that encodes
+    categorical columns makes a model of two inputs: ``X``, the numeric
+    columns (anything, NaN say, at the categorical ones), and a string
+    input named ``X_text_at_<positions>`` (``X_text_at_0_5``: the table's
+    columns 0 and 5), their values as text, "" for a missing one; they are
+    looked up by TFLite's built-in hash-table operators.
 
     Parameters
     ----------
@@ -258,20 +299,27 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None, *, force=Tru
         raise ValueError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}.")
     path = check_output_path(path, force=force, what="the TFLite file")
     served = quantize(pipeline, dtype="float32")  # validates the pipeline first
-    if served._categorical:  # before TensorFlow is loaded
-        raise ValueError(_NO_CATEGORIES)
     tf = _tensorflow()
     functions = _graph_steps(tf, served)
     n_features = served.n_features_in_
+    positions = sorted(served._categorical)
+    # the hash tables of the categorical columns, tracked for the converter
+    holder = tf.Module()
+    holder.tables = list(getattr(functions[0], "tables", []))
+    signature = [tf.TensorSpec([None, n_features], tf.float32, name=_INPUT)]
+    if positions:
+        signature.append(tf.TensorSpec([None, len(positions)], tf.string,
+                                       name=_text_input_name(positions)))
 
-    @tf.function(input_signature=[tf.TensorSpec([None, n_features], tf.float32)])
-    def predict_proba(x):
-        for function in functions:
+    @tf.function(input_signature=signature)
+    def predict_proba(x, *text):
+        x = functions[0](x, *text)
+        for function in functions[1:]:
             x = function(x)
         return tf.nn.softmax(x)
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [predict_proba.get_concrete_function()])
+        [predict_proba.get_concrete_function()], holder)
     if dtype == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -283,7 +331,7 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None, *, force=Tru
         model = converter.convert()
     write_bytes(path, model, force=force)
     if X_calibration is not None:
-        rows = np.asarray(X_calibration, dtype=np.float32)
+        rows = X_calibration if positions else np.asarray(X_calibration, dtype=np.float32)
         agreement = np.mean(
             run_tflite(path, rows).argmax(axis=1)
             == np.searchsorted(served.classes_, pipeline.predict(X_calibration)))
@@ -310,7 +358,9 @@ def run_tflite(path, X):
     path : str or path-like
         The model file.
     X : array-like of shape (n_samples, n_features)
-        Raw rows.
+        Raw rows; for a pipeline whose Cleaner encodes categorical columns,
+        the raw table (a pandas or polars DataFrame, or a 2-D object array),
+        text included.
 
     Returns
     -------
@@ -323,11 +373,42 @@ def run_tflite(path, X):
 
         Interpreter = _tensorflow().lite.Interpreter
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-    X = np.asarray(X, dtype=np.float32)
     interpreter = Interpreter(model_path=os.fspath(path))
+    inputs = interpreter.get_signature_list().get("serving_default", {}).get("inputs", [])
+    text_names = [name for name in inputs if _text_positions(name) is not None]
+    if text_names:
+        return _run_with_text(interpreter, inputs, text_names, X, path)
+    X = np.asarray(X, dtype=np.float32)
     entry = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(entry["index"], list(X.shape))
     interpreter.allocate_tensors()
     interpreter.set_tensor(entry["index"], X)
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
+
+
+def _run_with_text(interpreter, inputs, text_names, X, path):
+    """Run a model that encodes categorical columns on the raw table ``X``:
+    its numbers to ``X`` and its categorical columns' text ("" where
+    missing) to the text input, as :func:`skquant.run_onnx` feeds them."""
+    from .runtime._pipeline import split_table
+
+    positions = _text_positions(text_names[0])
+    details = {entry["name"]: entry for entry in interpreter.get_input_details()}
+    numeric = next((entry for name, entry in details.items() if name.endswith(f"_{_INPUT}:0")),
+                   None)
+    if (sorted(inputs) != sorted([_INPUT, text_names[0]]) or numeric is None
+            or len(set(positions)) != len(positions)
+            or max(positions) >= int(numeric["shape_signature"][1])):
+        raise ValueError(
+            f"{os.fspath(path)} has inputs {inputs}, not those that export_tflite "
+            "writes: it was changed since. Export the model again.")
+    numbers, texts = split_table(X, set(positions), int(numeric["shape_signature"][1]),
+                                 what="TFLite model")
+    text = np.empty((numbers.shape[0], len(positions)), dtype=object)
+    for number, j in enumerate(positions):
+        values, missing = texts[j]
+        text[:, number] = np.where(missing, "", values)
+    runner = interpreter.get_signature_runner("serving_default")
+    out = runner(**{_INPUT: numbers.astype(np.float32), text_names[0]: text})
+    return np.asarray(next(iter(out.values()))).copy()

@@ -132,13 +132,23 @@ def test_onnx_takes_the_text_columns(fitted, odd_rows, tmp_path):
         run_onnx(path, odd_rows.iloc[:, :3])
 
 
-def test_tflite_refuses_categories_before_loading_tensorflow(fitted, tmp_path):
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_tflite_takes_the_text_columns(fitted, odd_rows, tmp_path, dtype):
     from skquant import export_tflite
+    from skquant._tflite import _text_positions, run_tflite
 
-    target = tmp_path / "model.tflite"
-    with pytest.raises(ValueError, match="categorical columns.*export_onnx"):
-        export_tflite(fitted, target)
-    assert not target.exists()
+    # (the calibration check runs the model on the table too)
+    path = export_tflite(fitted, tmp_path / "model.tflite", dtype=dtype, X_calibration=odd_rows)
+    proba = run_tflite(path, odd_rows)
+    np.testing.assert_allclose(proba, fitted.predict_proba(odd_rows), atol=1e-4)
+    # a 2-D object array reads the same
+    np.testing.assert_allclose(run_tflite(path, odd_rows.to_numpy(dtype=object)), proba)
+    with pytest.raises(TypeError, match="give it a table"):
+        run_tflite(path, [[1.0] * 7])
+    with pytest.raises(ValueError, match="expecting 7 features"):
+        run_tflite(path, odd_rows.iloc[:, :3])
+    assert _text_positions("X_text_at_0_5") == [0, 5]
+    assert _text_positions("X_text_at_0_x") is None and _text_positions("X") is None
 
 
 def test_skl2onnx_converter_refuses_categories(fitted):
