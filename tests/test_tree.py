@@ -139,6 +139,30 @@ def test_tsvq_local_axes_where_a_leaf_is_flat():
         atol=1e-7)  # (the square root of a rounding error, at a distance of 0)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tsvq_local_leaves_of_duplicated_rows_have_no_axes(dtype):
+    # each leaf's rows are one point repeated: their singular values are
+    # rounding error, and no direction may be made up from it
+    X = np.repeat(np.random.RandomState(0).randn(10, 8), 20, axis=0).astype(dtype)
+    local = TreeProjection(10, method="tsvq-local", random_state=0).fit(X)
+    assert not local.local_axes_.any()
+    plain = TreeProjection(10, random_state=0).fit(X)
+    np.testing.assert_allclose(local.transform(X), plain.transform(X), atol=1e-6)
+
+
+def test_tsvq_local_far_along_a_subspace_is_computed_without_cancelling():
+    # a row 1e300 along a leaf's axis and 1e290 off it: the overflow-free
+    # path measures the residual vector, not a difference of two squares
+    rng = np.random.RandomState(0)
+    projection = TreeProjection(8, method="tsvq-local", random_state=0).fit(rng.randn(300, 10))
+    center, basis = projection.cluster_centers_[0], projection.local_axes_[0]
+    off = 1e290 * rng.randn(10)
+    row = center + 1e300 * basis[0] + off
+    residual = off / 1e290 - basis.T @ (basis @ (off / 1e290))
+    expected = -np.linalg.norm(residual) * 1e290 / projection.scale_
+    np.testing.assert_allclose(projection.transform(row[None])[0, 0], expected, rtol=1e-6)
+
+
 def test_tsvq_local_on_one_column_has_tsvqs_features():
     X = np.random.RandomState(0).normal(size=(200, 1))
     local = TreeProjection(4, method="tsvq-local", random_state=0).fit(X)
@@ -147,6 +171,9 @@ def test_tsvq_local_on_one_column_has_tsvqs_features():
     np.testing.assert_array_equal(local.transform(X), plain.transform(X))
     assert TreeProjection(4, method="tsvq-local").fit(X[:, [0, 0, 0, 0]] * [1, 2, 3, 4]
                                                       ).local_axes_.shape == (4, 2, 4)
+    # (a bool is an int to scikit-learn's checks, and to the fit)
+    assert TreeProjection(4, method="tsvq-local", local_components=True).fit(
+        np.random.RandomState(0).normal(size=(100, 6))).local_axes_.shape == (4, 1, 6)
 
 
 def test_tsvq_local_on_wide_data_uses_a_seeded_randomized_svd():
@@ -339,4 +366,12 @@ def test_the_artifact_serves_and_checks_the_local_axes(digits, dtype):
     broken = dict(served.arrays)
     broken[axes] = broken[axes][:, :5].copy()
     with pytest.raises(ArtifactError, match="axes"):
+        QuantizedPipeline(served.manifest, broken)
+    # axes that are not unit vectors: refused, never NaN or a collapse to 0
+    broken = dict(served.arrays)
+    if dtype == "float32":
+        broken[axes] = broken[axes] * np.float32(1e20)
+    else:
+        broken[f"{prefix}axes.scale"] = broken[f"{prefix}axes.scale"] * np.float32(1e20)
+    with pytest.raises(ArtifactError, match="local axis .* has norm"):
         QuantizedPipeline(served.manifest, broken)

@@ -347,8 +347,12 @@ class BaseProjection(
     def inverse_transform(self, X):
         """Map projected rows back to the input space.
 
-        Defined for ``ColumnProjection`` and ``TreeProjection(method="tsvq")``;
-        the other projections have no ``inverse_transform`` attribute.
+        Defined for ``ColumnProjection`` and ``TreeProjection`` with
+        ``method="tsvq"`` or ``"tsvq-local"`` (a row decodes to the prototype
+        of the leaf it is closest to: its largest feature, which for
+        ``"tsvq-local"`` is the nearest subspace, not always the nearest
+        prototype); the other projections have no ``inverse_transform``
+        attribute.
 
         Parameters
         ----------

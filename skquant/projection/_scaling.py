@@ -109,7 +109,8 @@ def wide_range_distances(X, shift, exponent, points, k=None, axes=None):
 
     With ``axes`` (``(n_points, m, d)``, orthonormal rows per point; not
     with ``k``), the distances to each point's affine subspace along its
-    axes instead, as :func:`skquant.kernels.closeness` computes them.
+    axes instead, what :func:`skquant.kernels.closeness` computes, here
+    from each residual vector (O(d k m) a row).
     """
     X = np.asarray(X, dtype=np.float64)
     points = np.asarray(points, dtype=np.float64)
@@ -130,12 +131,13 @@ def wide_range_distances(X, shift, exponent, points, k=None, axes=None):
         nearest, squared = kernels.smallest(squared, k, with_values=True)
     squared += own
     if axes is not None:
-        # minus the coordinates along each point's axes, in the same units
-        offsets = np.einsum("kmd,kd->km", axes, points).ravel()
-        along = scaled @ axes.reshape(-1, axes.shape[2]).T
-        along -= np.ldexp(offsets[None, :], relative)
-        along *= along
-        squared -= along.reshape(along.shape[0], points.shape[0], -1).sum(axis=2)
+        # the part of each row's offset that a point's axes do not span, as
+        # a vector (this slow path can afford it: the fast formula, |x - c|^2
+        # minus the squared coordinates, cancels for a row near a subspace)
+        for j, basis in enumerate(axes):
+            offset = scaled - np.ldexp(points[j][None, :], relative)
+            offset -= (offset @ basis.T) @ basis
+            squared[:, j] = np.einsum("ij,ij->i", offset, offset)
     np.maximum(squared, 0, out=squared)
     with np.errstate(over="ignore"):
         distances = np.ldexp(np.sqrt(squared), rows)

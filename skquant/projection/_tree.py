@@ -81,10 +81,15 @@ def _leading_axes(rows, m):
     singular = np.sqrt(np.maximum(values, 0.0))
     if n >= d:
         return singular, vectors.T
-    # v = R^T u / s, for the axes that have an s to divide by
+    # v = R^T u / s, for the axes that have an s to divide by; made
+    # orthonormal again (rounding in u, small s), leading direction first
     vt = vectors.T @ rows
     np.divide(vt, singular[:, None], out=vt, where=singular[:, None] > 0)
     vt[singular == 0] = 0.0
+    live = singular > 0
+    if live.any():
+        q, r = np.linalg.qr(vt[live].T)
+        vt[live] = (q * np.where(np.diag(r) < 0, -1.0, 1.0)).T
     return singular, vt
 
 
@@ -563,7 +568,7 @@ class TreeProjection(BaseProjection):
         """
         # at most half the columns: a subspace spanning them all would leave
         # no distance to measure (one column: no subspace, tsvq's features)
-        m = min(self.local_components, centred.shape[1] // 2)
+        m = min(int(self.local_components), centred.shape[1] // 2)
         columns = self._nearest(centred)
         order = np.argsort(columns, kind="stable")
         bounds = np.searchsorted(columns[order], np.arange(self._leaves.size + 1))
@@ -579,8 +584,11 @@ class TreeProjection(BaseProjection):
                 values, vt = _leading_axes(rows, m)
             else:
                 _, values, vt = randomized_svd(rows, m, random_state=int(seeds[leaf]))
-            # zero where the rows are flat (relative to the leaf's spread)
-            flat = values <= 1e-7 * max(values[0], np.finfo(np.float64).tiny)
+            # zero where the rows are flat: against the leaf's spread, and
+            # against rounding at the data's scale (a leaf of duplicated
+            # rows has singular values of rounding error alone)
+            rounding = 100 * np.finfo(centred.dtype).eps * self._scale * math.sqrt(stop - start)
+            flat = values <= max(1e-7 * values[0], rounding, np.finfo(np.float64).tiny)
             vt[flat] = 0.0
             axes[leaf, : vt.shape[0]] = vt
         return axes

@@ -234,6 +234,12 @@ class DistanceOp:
             magnitude = np.abs(prototypes.astype(np.float64))
             squared = spread @ spread
             terms = squared + 2 * magnitude @ spread + self.norms.astype(np.float64)
+            if axes is not None:
+                # the squared coordinates along m axes of norm at most
+                # axis_norm: each below axis_norm^2 |x - c|^2 (the distance,
+                # minus them and floored at 0, stays below the bound)
+                m = axes.shape[0] // prototypes.shape[0]
+                terms = terms * (1 + m * closeness.axis_norm ** 2)
             self.bound = np.sqrt(((spread + magnitude) ** 2).sum(axis=1))
             self.check = not terms.max(initial=0.0) < _SAFE
 

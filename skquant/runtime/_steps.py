@@ -15,6 +15,8 @@ input row, by which the pipeline sizes its blocks of rows. This module
 imports numpy alone.
 """
 
+import math
+
 import numpy as np
 
 from .. import kernels
@@ -275,9 +277,23 @@ class Closeness:
     def __init__(self, params, get):
         self.origin, self.prototypes = get("origin"), get("prototypes")
         self.axes = self.axis_offsets = self.axes_t = None
+        self.axis_norm = 0.0  # the largest norm of a local axis
         if get.has("axes") or get.has("axes.q"):
             self.axes = get("axes")  # (k m, d), prototype by prototype
             k, d = self.prototypes.shape
+            # unit vectors (or zero), give or take their quantization: an
+            # int8 row is off by at most half a step per element
+            allowed = 1.001 + math.sqrt(d) / 254
+            with np.errstate(over="ignore"):
+                norms = np.sqrt(np.einsum("ij,ij->i", self.axes.astype(np.float64),
+                                          self.axes.astype(np.float64)))
+            if not norms.max(initial=0.0) <= allowed:
+                row = int(np.argmax(norms))
+                raise ArtifactError(
+                    f"the closeness step's local axis {row} has norm {norms[row]:.4g}: each "
+                    f"axis must be a unit vector or zero (at most {allowed:.4g} once "
+                    "quantized). The artifact was changed or is not from skquant.quantize.")
+            self.axis_norm = float(norms.max(initial=0.0))
             with np.errstate(over="ignore", invalid="ignore"):
                 self.axis_offsets = np.einsum(
                     "kmd,kd->km", self.axes.reshape(k, -1, d), self.prototypes).ravel()
