@@ -43,7 +43,7 @@ _DTYPES = ("float32", "int8")
 _INSTALL = 'pip install "skquant[onnx]"'
 # what marks a model as skquant's: the version of this graph layout, stored
 # in metadata_props with the model's input width and class labels
-_FORMAT = "1"
+_FORMAT = "2"  # 2: a missing category is NaN at its position in X, not "" in X_text
 _INPUT, _LABEL, _PROBABILITIES = "X", "label", "probabilities"
 # the categorical columns' values, as text (a pipeline whose Cleaner encodes
 # categories): one column per categorical column, in the table's order
@@ -183,20 +183,24 @@ def _emit_clean(b, step, x):
     if step.categories:
         numeric = _scaled(b, step, clipped)
         # each categorical column: its text -> its row in the lookup table
-        # (an unknown category the last row; "" -- a missing value -- the
-        # imputed category's, unless "" is a category itself)
+        # (an unknown category the last row); a missing value, NaN at the
+        # column's position in X, the imputed category's row
         blocks = [numeric]
-        for number, (_, categories, table, missing_row) in enumerate(step.categories):
+        for number, (column, categories, table, missing_row) in enumerate(step.categories):
             text = b.node("Gather", [_TEXT_INPUT, b.constant(np.array(number, dtype=np.int64),
                                                              "category_column")],
                           "category_text", axis=1)
-            keys = categories.tolist()
-            values = list(range(len(keys)))
-            if "" not in keys:
-                keys, values = keys + [""], values + [missing_row]
             codes = b.node("LabelEncoder", [text], "category_codes", domain="ai.onnx.ml",
-                           keys_strings=keys, values_int64s=values,
+                           keys_strings=categories.tolist(),
+                           values_int64s=list(range(categories.size)),
                            default_int64=len(categories))
+            flag = b.node("Gather", [x, b.constant(np.array(column, dtype=np.int64),
+                                                   "category_position")],
+                          "category_flag", axis=1)
+            codes = b.node("Where", [b.node("IsNaN", [flag], "category_missing"),
+                                     b.constant(np.array(missing_row, dtype=np.int64),
+                                                "category_missing_row"), codes],
+                           "category_codes_or_missing")
             blocks.append(b.node("Gather", [b.constant(table, "category_table"), codes],
                                  "category_rows", axis=0))
         return b.node("Concat", blocks, "clean_encoded", axis=1)
@@ -438,6 +442,8 @@ def _metadata(served, dtype):
         "skquant.steps": ",".join(served.steps),
         "skquant.cleans": "1" if served.steps[0] == "clean" else "0",
         "skquant.categorical": ",".join(map(str, sorted(served._categorical))),
+        # the input columns the Cleaner dropped (run_onnx does not read them)
+        "skquant.unread": ",".join(map(str, sorted(served._unread))),
         "skquant.classes": json.dumps(_label_values(served.classes_).tolist()),
     }
 
@@ -764,8 +770,10 @@ def load_onnx_model(path):
     categorical = metadata.get("skquant.categorical", "")
     if (inputs != ([_INPUT, _TEXT_INPUT] if categorical else [_INPUT])
             or outputs != [_LABEL, _PROBABILITIES]
-            or not all(part.isdigit() for part in categorical.split(",") if categorical)
-            or not metadata.get("skquant.n_features_in", "").isdigit()
+            or not all(_is_count(part) for part in categorical.split(",") if categorical)
+            or not all(_is_count(part) for part in metadata.get("skquant.unread", "").split(",")
+                       if metadata.get("skquant.unread"))
+            or not _is_count(metadata.get("skquant.n_features_in", ""))
             or metadata.get("skquant.cleans") not in ("0", "1")):
         raise ValueError(
             f"{os.fspath(path)} claims to come from skquant.export_onnx, but its "
@@ -774,23 +782,29 @@ def load_onnx_model(path):
     return model
 
 
+def _is_count(text):
+    """Whether ``text`` is a plain decimal number ("²" is a digit to str)."""
+    return text.isascii() and text.isdigit()
+
+
 def _feed(model, X):
     """The model's inputs for the rows ``X``: ``{"X": float32 rows}``, and
     for a model that encodes categorical columns, ``"X_text"``: their values
-    as text ("" for a missing one), the numeric columns in ``"X"``."""
+    as text, the numeric columns in ``"X"`` (and at each categorical
+    position NaN where the value is missing, 0 where it is not)."""
     metadata = {entry.key: entry.value for entry in model.metadata_props}
     categorical = [int(part) for part in metadata.get("skquant.categorical", "").split(",")
                    if part]
-    if not categorical:
-        return {_INPUT: _checked_rows(model, X)}
-    from .runtime._pipeline import split_table
+    unread = {int(part) for part in metadata.get("skquant.unread", "").split(",") if part}
+    from .runtime._pipeline import _has_text, split_table, text_input
 
+    if not categorical and not (unread and _has_text(X, only_in=unread)):
+        return {_INPUT: _checked_rows(model, X)}
     numbers, texts = split_table(X, categorical, int(metadata["skquant.n_features_in"]),
-                                 what="ONNX model")
-    text = np.empty((numbers.shape[0], len(categorical)), dtype=object)
-    for position, j in enumerate(categorical):
-        values, missing = texts[j]
-        text[:, position] = np.where(missing, "", values)
+                                 what="ONNX model", unread=unread)
+    if not categorical:
+        return {_INPUT: _checked_rows(model, numbers)}
+    text = text_input(numbers, texts, categorical)  # (marks the missing ones in numbers)
     return {_INPUT: numbers.astype(np.float32), _TEXT_INPUT: text}
 
 

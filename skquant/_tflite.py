@@ -29,25 +29,34 @@ def _constant(tf, array, dtype=None):
     return tf.constant(np.asarray(array), dtype=dtype or tf.float32)
 
 
-# the model's inputs: the numeric columns (NaN at the categorical ones), and
-# for a pipeline whose Cleaner encodes categories, their values as text, the
+# the model's inputs: the numeric columns (at a categorical one: NaN where
+# its value is missing), and for a pipeline whose Cleaner encodes categories,
+# their values as text, the
 # input's name giving their positions in the table (TFLite has no model
 # metadata that its interpreters read back), "X_text_at_4_5" for 4 and 5
 _INPUT, _TEXT_PREFIX = "X", "X_text_at"
+# a numeric input named "X_unread_at_7" (and not "X"): the Cleaner dropped
+# column 7, whose values, text or not, the model does not read
+_UNREAD_PREFIX = "X_unread_at"
 
 
 def _text_input_name(positions):
     return "_".join([_TEXT_PREFIX, *map(str, positions)])
 
 
-def _text_positions(name):
-    """The categorical positions a text input's name gives, or None."""
-    if not name.startswith(_TEXT_PREFIX + "_"):
+def _positions(name, prefix):
+    """The column positions an input's name gives after ``prefix``, or None."""
+    if not name.startswith(prefix + "_"):
         return None
-    parts = name[len(_TEXT_PREFIX) + 1:].split("_")
-    if not all(part.isdigit() for part in parts):
+    parts = name[len(prefix) + 1:].split("_")
+    if not all(part.isascii() and part.isdigit() for part in parts):
         return None
     return [int(part) for part in parts]
+
+
+def _text_positions(name):
+    """The categorical positions a text input's name gives, or None."""
+    return _positions(name, _TEXT_PREFIX)
 
 
 def _emit_clean(tf, step):
@@ -79,27 +88,28 @@ def _emit_clean(tf, step):
         return clean
     # each categorical column: its text -> its row in the lookup table, by a
     # static hash table (TFLite's built-in HASHTABLE ops): an unknown
-    # category the last row, "" (a missing value) the imputed category's
-    # unless "" is a category itself, as the numpy runtime and ONNX do
+    # category the last row; a missing value (NaN at the column's position
+    # in x) the imputed category's, as the numpy runtime and ONNX do
     lookups = []
-    for _, categories, table, missing_row in step.categories:
-        keys, values = categories.tolist(), list(range(categories.size))
-        if "" not in keys:
-            keys, values = keys + [""], values + [missing_row]
+    for column, categories, table, missing_row in step.categories:
         hashed = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string),
-                                                tf.constant(values, tf.int64)),
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(categories.tolist(), tf.string),
+                tf.constant(np.arange(categories.size), tf.int64)),
             default_value=categories.size)
-        lookups.append((hashed, _constant(tf, table)))
+        lookups.append((column, hashed, _constant(tf, table), missing_row))
 
     def encoded(x, text):
         blocks = [clean(x)]
-        for number, (hashed, table) in enumerate(lookups):
-            column = text[:, number]  # (a strided slice: a gather of strings is no builtin)
-            blocks.append(tf.gather(table, hashed.lookup(column), axis=0))
+        for number, (column, hashed, table, missing_row) in enumerate(lookups):
+            values = text[:, number]  # (a strided slice: a gather of strings is no builtin)
+            flag = x[:, column]
+            codes = tf.where(tf.not_equal(flag, flag), tf.constant(missing_row, tf.int64),
+                             hashed.lookup(values))
+            blocks.append(tf.gather(table, codes, axis=0))
         return tf.concat(blocks, axis=1)
 
-    encoded.tables = [hashed for hashed, _ in lookups]
+    encoded.tables = [hashed for _, hashed, _, _ in lookups]
     return encoded
 
 
@@ -239,7 +249,8 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None, *, force=Tru
     categorical columns makes a model of two inputs: ``X``, the numeric
     columns (anything, NaN say, at the categorical ones), and a string
     input named ``X_text_at_<positions>`` (``X_text_at_0_5``: the table's
-    columns 0 and 5), their values as text, "" for a missing one; they are
+    columns 0 and 5), their values as text, a missing one marked by NaN at
+    its position in ``X`` (any other number there: present); they are
     looked up by TFLite's built-in hash-table operators.
 
     Parameters
@@ -306,7 +317,12 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None, *, force=Tru
     # the hash tables of the categorical columns, tracked for the converter
     holder = tf.Module()
     holder.tables = list(getattr(functions[0], "tables", []))
-    signature = [tf.TensorSpec([None, n_features], tf.float32, name=_INPUT)]
+    # (named only for a pipeline that saw text: a table may hold text there)
+    first = pipeline.steps[0][1] if hasattr(pipeline, "steps") else None
+    saw_text = bool(getattr(first, "_saw_text", lambda: False)())
+    unread = sorted(served._unread) if saw_text else []
+    numeric_name = "_".join([_UNREAD_PREFIX, *map(str, unread)]) if unread else _INPUT
+    signature = [tf.TensorSpec([None, n_features], tf.float32, name=numeric_name)]
     if positions:
         signature.append(tf.TensorSpec([None, len(positions)], tf.string,
                                        name=_text_input_name(positions)))
@@ -329,11 +345,13 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None, *, force=Tru
 
     with _quiet_stderr():
         model = converter.convert()
-    write_bytes(path, model, force=force)
     if X_calibration is not None:
-        rows = X_calibration if positions else np.asarray(X_calibration, dtype=np.float32)
+        # checked before the file is written: a calibration that fails (rows
+        # the model cannot take) leaves an existing file as it was
+        rows = X_calibration if positions or unread else np.asarray(X_calibration,
+                                                                     dtype=np.float32)
         agreement = np.mean(
-            run_tflite(path, rows).argmax(axis=1)
+            _run(_interpreter(content=model), rows, "the converted model").argmax(axis=1)
             == np.searchsorted(served.classes_, pipeline.predict(X_calibration)))
         if agreement < 0.99:
             import warnings
@@ -344,6 +362,7 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None, *, force=Tru
                 "'float16' where that matters.",
                 UserWarning,
             )
+    write_bytes(path, model, force=force)
     return path
 
 
@@ -366,6 +385,12 @@ def run_tflite(path, X):
     -------
     proba : ndarray of shape (n_samples, n_classes)
     """
+    return _run(_interpreter(path=path), X, os.fspath(path))
+
+
+def _interpreter(path=None, content=None):
+    """LiteRT's interpreter (``ai-edge-litert``) when installed, else
+    TensorFlow's, for a model file or a model's bytes."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -373,11 +398,20 @@ def run_tflite(path, X):
 
         Interpreter = _tensorflow().lite.Interpreter
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-    interpreter = Interpreter(model_path=os.fspath(path))
+    if content is not None:
+        return Interpreter(model_content=content)
+    return Interpreter(model_path=os.fspath(path))
+
+
+def _run(interpreter, X, where):
     inputs = interpreter.get_signature_list().get("serving_default", {}).get("inputs", [])
     text_names = [name for name in inputs if _text_positions(name) is not None]
-    if text_names:
-        return _run_with_text(interpreter, inputs, text_names, X, path)
+    unread_names = [name for name in inputs if _positions(name, _UNREAD_PREFIX) is not None]
+    from .runtime._pipeline import _has_text
+
+    unread = _positions(unread_names[0], _UNREAD_PREFIX) if unread_names else []
+    if text_names or (unread and _has_text(X, only_in=unread)):
+        return _run_table(interpreter, inputs, text_names, unread_names, X, where)
     X = np.asarray(X, dtype=np.float32)
     entry = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(entry["index"], list(X.shape))
@@ -387,28 +421,31 @@ def run_tflite(path, X):
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
 
-def _run_with_text(interpreter, inputs, text_names, X, path):
-    """Run a model that encodes categorical columns on the raw table ``X``:
-    its numbers to ``X`` and its categorical columns' text ("" where
-    missing) to the text input, as :func:`skquant.run_onnx` feeds them."""
-    from .runtime._pipeline import split_table
+def _run_table(interpreter, inputs, text_names, unread_names, X, where):
+    """Run a model on the raw table ``X``: its numbers to the numeric input
+    (NaN at a categorical position where the value is missing; nothing read
+    at the columns the Cleaner dropped) and its categorical columns' text to
+    the text input, as :func:`skquant.run_onnx` feeds them."""
+    from .runtime._pipeline import split_table, text_input
 
-    positions = _text_positions(text_names[0])
-    details = {entry["name"]: entry for entry in interpreter.get_input_details()}
-    numeric = next((entry for name, entry in details.items() if name.endswith(f"_{_INPUT}:0")),
-                   None)
-    if (sorted(inputs) != sorted([_INPUT, text_names[0]]) or numeric is None
-            or len(set(positions)) != len(positions)
-            or max(positions) >= int(numeric["shape_signature"][1])):
+    positions = _text_positions(text_names[0]) if text_names else []
+    unread = _positions(unread_names[0], _UNREAD_PREFIX) if unread_names else []
+    numeric_name = unread_names[0] if unread_names else _INPUT
+    numeric = next((entry for entry in interpreter.get_input_details()
+                    if entry["name"].endswith(f"_{numeric_name}:0")), None)
+    expected = sorted([numeric_name] + text_names[:1])
+    width = None if numeric is None else int(numeric["shape_signature"][1])
+    if (sorted(inputs) != expected or numeric is None
+            or len(set(positions) | set(unread)) != len(positions) + len(unread)
+            or max(positions + unread) >= width):
         raise ValueError(
-            f"{os.fspath(path)} has inputs {inputs}, not those that export_tflite "
+            f"{where} has inputs {inputs}, not those that export_tflite "
             "writes: it was changed since. Export the model again.")
-    numbers, texts = split_table(X, set(positions), int(numeric["shape_signature"][1]),
-                                 what="TFLite model")
-    text = np.empty((numbers.shape[0], len(positions)), dtype=object)
-    for number, j in enumerate(positions):
-        values, missing = texts[j]
-        text[:, number] = np.where(missing, "", values)
-    runner = interpreter.get_signature_runner("serving_default")
-    out = runner(**{_INPUT: numbers.astype(np.float32), text_names[0]: text})
+    numbers, texts = split_table(X, set(positions), width, what="TFLite model",
+                                 unread=set(unread))
+    feed = {}
+    if positions:  # (marks the missing ones in numbers)
+        feed[text_names[0]] = text_input(numbers, texts, positions)
+    feed[numeric_name] = numbers.astype(np.float32)
+    out = interpreter.get_signature_runner("serving_default")(**feed)
     return np.asarray(next(iter(out.values()))).copy()

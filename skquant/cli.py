@@ -494,7 +494,8 @@ def _text_columns(model):
 
     categorical = getattr(model, "_categorical", None)  # a QuantizedPipeline
     if categorical is not None:
-        return sorted(categorical)
+        # (and the columns its Cleaner dropped, text or not: never read)
+        return sorted(set(categorical) | set(getattr(model, "_unread", ())))
     steps = getattr(model, "steps", None)
     first = steps[0][1] if steps else model
     mask = getattr(first, "categorical_", None)

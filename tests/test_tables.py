@@ -288,3 +288,85 @@ def test_the_column_family_s_other_methods_take_the_encoded_table(penguins, odd_
     served = quantize(pipe, dtype="float32")
     np.testing.assert_allclose(served.predict_proba(odd_rows), pipe.predict_proba(odd_rows),
                                atol=1e-4)
+
+
+@pytest.mark.parametrize("target", ["numpy", "onnx", "tflite"])
+def test_an_empty_string_is_a_category_and_not_a_missing_value(penguins, target, tmp_path):
+    # "" seen in training is a category of its own; a missing value is
+    # imputed; "" at predict time where it was never seen is unknown
+    X_train, X_test, y_train, _ = penguins
+    X_train = X_train.copy()
+    X_train.loc[X_train.index[::4], "island"] = ""
+    pipe = make_quant_pipeline("column", 4, random_state=0, clean__encoding="ordinal",
+                               **FAST).fit(X_train, y_train)
+    unseen = make_quant_pipeline("column", 4, random_state=0, clean__encoding="ordinal",
+                                 **FAST).fit(penguins[0], y_train)
+    rows = pd.concat([X_test.head(3)] * 2)  # the same rows: with "", then missing
+    rows.iloc[:3, rows.columns.get_loc("island")] = ""
+    rows.iloc[3:, rows.columns.get_loc("island")] = None
+    for model in (pipe, unseen):
+        if target == "numpy":
+            proba = quantize(model, dtype="float32").predict_proba(rows)
+        elif target == "onnx":
+            pytest.importorskip("onnxruntime")
+            from skquant import export_onnx, run_onnx
+
+            proba = run_onnx(export_onnx(model, tmp_path / "m.onnx"), rows)
+        else:
+            from skquant import export_tflite
+            from skquant._tflite import run_tflite
+
+            proba = run_tflite(export_tflite(model, tmp_path / "m.tflite", dtype="float32"), rows)
+        np.testing.assert_allclose(proba, model.predict_proba(rows), atol=1e-4)
+    # ("" and a missing value do give the fitted pipelines different rows)
+    for model in (pipe, unseen):
+        encoded = model[:-1].transform(rows)
+        assert not np.allclose(encoded[:3], encoded[3:])
+
+
+def test_a_cleaner_whose_text_columns_are_all_dropped_reads_its_table():
+    X = pd.DataFrame({"a": np.arange(10.0), "b": np.arange(10.0) ** 2, "t": ["same"] * 10})
+    cleaner = Cleaner().fit(X)
+    assert cleaner.categorical_.tolist() == [False, False, True]
+    assert cleaner.transform(X).shape == (10, 2)
+
+
+@pytest.mark.parametrize("target", ["numpy", "onnx", "tflite"])
+@pytest.mark.parametrize("keep_text", [True, False])
+def test_a_dropped_text_column_is_not_read_when_serving(penguins, target, keep_text, tmp_path):
+    # a constant text column, which the Cleaner drops: every target ignores
+    # it at predict time (with categorical columns kept, or none)
+    X_train, X_test, y_train, _ = penguins
+    X_train = X_train.assign(source="field")
+    if not keep_text:
+        X_train = X_train.drop(columns=["island", "sex"])
+    rows = X_test.assign(source="lab").reindex(columns=X_train.columns)
+    pipe = make_quant_pipeline("column", 4, random_state=0, **FAST).fit(X_train, y_train)
+    assert not pipe.named_steps["clean"].support_[-1]
+    if target == "numpy":
+        run = quantize(pipe, dtype="float32").predict_proba
+    elif target == "onnx":
+        pytest.importorskip("onnxruntime")
+        from skquant import export_onnx, run_onnx
+
+        path = export_onnx(pipe, tmp_path / "m.onnx")
+        run = lambda X: run_onnx(path, X)  # noqa: E731
+    else:
+        from skquant import export_tflite
+        from skquant._tflite import run_tflite
+
+        path = export_tflite(pipe, tmp_path / "m.tflite", dtype="float32")
+        run = lambda X: run_tflite(path, X)  # noqa: E731
+    expected = pipe.predict_proba(rows)
+    np.testing.assert_allclose(run(rows), expected, atol=1e-4)
+    np.testing.assert_allclose(run(rows.to_numpy(dtype=object)), expected, atol=1e-4)
+
+
+def test_a_failed_tflite_calibration_leaves_the_existing_file(fitted, odd_rows, tmp_path):
+    from skquant import export_tflite
+
+    target = tmp_path / "model.tflite"
+    target.write_bytes(b"the previous model")
+    with pytest.raises(ValueError, match="expecting 7 features"):
+        export_tflite(fitted, target, dtype="float32", X_calibration=odd_rows.iloc[:, :3])
+    assert target.read_bytes() == b"the previous model"

@@ -651,13 +651,19 @@ class Cleaner(TransformerMixin, BaseEstimator):
             clipping off) becomes its largest finite value.
         """
         check_is_fitted(self)
-        if self._encodes():
+        if self._encodes() or self._saw_text():
             return self._transform_table(X)
         X = validate_numeric(self, X, reset=False, allow_nan=True)
         return self._clean(X)
 
     def _encodes(self):
         return bool(self.__dict__.get("categories_"))
+
+    def _saw_text(self):
+        """Whether the fit saw categorical columns (kept or dropped: a table
+        whose text columns were all dropped is read as a table still)."""
+        categorical = self.__dict__.get("categorical_")
+        return categorical is not None and bool(categorical.any())
 
     def _transform_table(self, X):
         """``transform`` of a Cleaner with categorical columns: the numeric

@@ -58,12 +58,14 @@ def _numbers(column, name):
                          f"a value that is not one ({exc}).") from None
 
 
-def split_table(X, categorical, n_features, what="model", names=None):
+def split_table(X, categorical, n_features, what="model", names=None, unread=()):
     """A table's columns as the two kinds a model that encodes categories
     reads: ``(numbers, texts)``, ``numbers`` the float64 columns (NaN at
     the categorical positions, and for a missing number), ``texts`` each
-    categorical position's ``kernels.as_text`` pair. The numpy runtime and
-    :func:`skquant.run_onnx` both read tables through it."""
+    categorical position's ``kernels.as_text`` pair. The columns at
+    ``unread`` (the Cleaner dropped them: the model reads nothing there)
+    are left NaN, whatever they hold. The numpy runtime, :func:`skquant.run_onnx`
+    and ``run_tflite`` read tables through it."""
     if not (hasattr(X, "columns") or (isinstance(X, np.ndarray) and X.ndim == 2)):
         shown = "" if names is None else " (" + ", ".join(names) + ")"
         raise TypeError(
@@ -79,9 +81,68 @@ def split_table(X, categorical, n_features, what="model", names=None):
         column = _column(X, j)
         if j in categorical:
             texts[j] = kernels.as_text(column)
-        else:
-            numbers[:, j] = _numbers(column, f"column {j}" if names is None else names[j])
+        elif j not in unread:
+            numbers[:, j] = _numbers(column, _column_name(X, j, names))
     return numbers, texts
+
+
+def _column_name(X, j, names):
+    """How an error names column ``j``: its name in ``names``, else its
+    position and the table's own name for it."""
+    if names is not None:
+        return names[j]
+    if hasattr(X, "columns"):
+        return f"{j} ({str(X.columns[j])!r})"
+    return str(j)
+
+
+def text_input(numbers, texts, positions):
+    """The text input of an exported model (ONNX, TFLite) from
+    :func:`split_table`'s output: one str column per categorical position,
+    in order; and ``numbers`` marked in place, at each such position, NaN
+    where the value is missing and 0 where it is not (the exported models
+    read a missing category from ``X``: no text can stand for it, as any
+    text, "" included, may be a category)."""
+    text = np.empty((numbers.shape[0], len(positions)), dtype=object)
+    for number, j in enumerate(positions):
+        values, missing = texts[j]
+        text[:, number] = values
+        numbers[:, j] = np.where(missing, np.nan, 0.0)
+    return text
+
+
+def _has_text(X, only_in=None):
+    """Whether ``X`` is a table that may hold text: a 2-D object array, or a
+    pandas or polars DataFrame with a column that is not numeric. With
+    ``only_in`` (positions): a table with text columns, all among them (a
+    DataFrame's non-numeric columns; an object array's columns holding a
+    str)."""
+    if isinstance(X, np.ndarray):
+        if X.dtype.kind != "O" or X.ndim != 2:
+            return False
+        if only_in is None:
+            return True
+        text = {j for j in range(X.shape[1])
+                if any(isinstance(value, str) for value in X[:, j].tolist())}
+        return bool(text) and text <= set(only_in)
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(X, "columns"):
+        return False
+    text = set()
+    for j, dtype in enumerate(list(dtypes)):
+        if hasattr(dtype, "is_numeric"):  # polars
+            if not (dtype.is_numeric() or str(dtype) == "Boolean"):
+                text.add(j)
+        elif getattr(dtype, "kind", "O") not in "biuf":
+            text.add(j)
+    return bool(text) and (only_in is None or text <= set(only_in))
+
+
+def unread_columns(clean, n_features):
+    """The input columns a pipeline's first step (a Clean step) reads
+    nothing from: those its Cleaner dropped, text ones included."""
+    read = set(clean.keep.tolist()) | {column for column, _, _, _ in clean.categories}
+    return frozenset(j for j in range(n_features) if j not in read)
 
 
 def _is_sparse(X):
@@ -199,6 +260,8 @@ class QuantizedPipeline:
         # Cleaner's step (whose codes the input holds there)
         self._categorical = {column: number for number, (column, _, _, _) in enumerate(
             run[0].categories)} if self._cleans else {}
+        # the input columns the Cleaner dropped: a table's text there is not read
+        self._unread = unread_columns(run[0], self.n_features_in_) if self._cleans else frozenset()
         # what predictions run: the steps fused into fewer operations
         self._clip, self._plan = build_plan(run, self.steps, self.n_features_in_)
         # whether no operation can overflow, whatever the (finite) input
@@ -257,7 +320,7 @@ class QuantizedPipeline:
         the Cleaner's lookup tables) where it has categories."""
         names = [self._column_name(j) for j in range(self.n_features_in_)]
         values, texts = split_table(X, self._categorical, self.n_features_in_,
-                                    names=names)
+                                    names=names, unread=self._unread)
         clean = self._run[0]
         for j, (text, missing) in texts.items():
             values[:, j] = clean.codes(text, missing, self._categorical[j])
@@ -265,10 +328,10 @@ class QuantizedPipeline:
 
     def _column_name(self, j):
         names = getattr(self, "feature_names_in_", None)
-        return repr(str(names[j])) if names is not None else f"column {j}"
+        return repr(str(names[j])) if names is not None else str(j)
 
     def _check(self, X):
-        if self._categorical:
+        if self._categorical or (self._unread and _has_text(X, only_in=self._unread)):
             if hasattr(X, "columns") and hasattr(self, "feature_names_in_"):
                 X = self._by_name(X)
             values, X = self._table_as_float32(X)
