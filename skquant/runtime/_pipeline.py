@@ -331,9 +331,12 @@ class QuantizedPipeline:
         return repr(str(names[j])) if names is not None else str(j)
 
     def _check(self, X):
+        ordered = False
+        if (self._categorical or self._unread) and hasattr(X, "columns") and hasattr(
+                self, "feature_names_in_"):
+            # first: the positions of a table's text columns count below
+            X, ordered = self._by_name(X), True
         if self._categorical or (self._unread and _has_text(X, only_in=self._unread)):
-            if hasattr(X, "columns") and hasattr(self, "feature_names_in_"):
-                X = self._by_name(X)
             values, X = self._table_as_float32(X)
             return X, self._finite(values, X)
         if type(X) is np.ndarray and X.dtype == np.float32 and X.ndim == 2 and (
@@ -341,15 +344,15 @@ class QuantizedPipeline:
             # the serving fast path: nothing to convert
             values = X
         else:
-            values, X = self._convert(X)
+            values, X = self._convert(X, ordered)
         return X, self._finite(values, X)
 
-    def _convert(self, X):
+    def _convert(self, X, ordered=False):
         if _is_sparse(X):
             raise TypeError(
                 f"X is a sparse matrix ({type(X).__name__}); the quantized runtime takes "
                 "dense arrays: pass X.toarray().")
-        if hasattr(X, "columns") and hasattr(self, "feature_names_in_"):
+        if not ordered and hasattr(X, "columns") and hasattr(self, "feature_names_in_"):
             X = self._by_name(X)
         return self._as_float32(X)
 
