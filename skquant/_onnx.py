@@ -796,7 +796,7 @@ def _feed(model, X):
     categorical = [int(part) for part in metadata.get("skquant.categorical", "").split(",")
                    if part]
     unread = {int(part) for part in metadata.get("skquant.unread", "").split(",") if part}
-    from .runtime._pipeline import _has_text, split_table, text_input
+    from .runtime._pipeline import _has_text, refuse_beyond_float32, split_table, text_input
 
     if not categorical and not (unread and _has_text(X, only_in=unread)):
         return {_INPUT: _checked_rows(model, X)}
@@ -805,7 +805,10 @@ def _feed(model, X):
     if not categorical:
         return {_INPUT: _checked_rows(model, numbers)}
     text = text_input(numbers, texts, categorical)  # (marks the missing ones in numbers)
-    return {_INPUT: numbers.astype(np.float32), _TEXT_INPUT: text}
+    with np.errstate(over="ignore"):
+        rows = numbers.astype(np.float32)
+    refuse_beyond_float32(numbers, rows, "ONNX model")
+    return {_INPUT: rows, _TEXT_INPUT: text}
 
 
 def _checked_rows(model, X):
@@ -828,7 +831,11 @@ def _checked_rows(model, X):
     if values.shape[1] != n_features:
         raise ValueError(f"X has {values.shape[1]} features, but the ONNX model is "
                          f"expecting {n_features} features as input.")
-    rows = np.ascontiguousarray(values, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        rows = np.ascontiguousarray(values, dtype=np.float32)
+    from .runtime._pipeline import refuse_beyond_float32
+
+    refuse_beyond_float32(values, rows, "ONNX model", metadata["skquant.cleans"] == "1")
     if metadata["skquant.cleans"] != "1" and rows.size and not np.isfinite(rows).all():
         row, column = np.argwhere(~np.isfinite(rows))[0]
         raise ValueError(

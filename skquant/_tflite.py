@@ -412,8 +412,22 @@ def _run(interpreter, X, where):
     unread = _positions(unread_names[0], _UNREAD_PREFIX) if unread_names else []
     if text_names or (unread and _has_text(X, only_in=unread)):
         return _run_table(interpreter, inputs, text_names, unread_names, X, where)
-    X = np.asarray(X, dtype=np.float32)
+    from .runtime._pipeline import refuse_beyond_float32
+
+    try:
+        values = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"X must be a 2-D array of numbers ({exc}).") from None
     entry = interpreter.get_input_details()[0]
+    width = int(entry["shape_signature"][1])
+    if values.ndim != 2 or values.shape[1] != width:
+        raise ValueError(
+            f"X must be a 2-D array of shape (n_samples, {width}) for {where}, got one "
+            f"of shape {values.shape}" + ("; reshape a single row with X.reshape(1, -1)."
+                                          if values.ndim == 1 else "."))
+    with np.errstate(over="ignore"):
+        X = values.astype(np.float32)
+    refuse_beyond_float32(values, X, "TFLite model", cleans=False)  # (it may not clean)
     interpreter.resize_tensor_input(entry["index"], list(X.shape))
     interpreter.allocate_tensors()
     interpreter.set_tensor(entry["index"], X)
@@ -426,7 +440,7 @@ def _run_table(interpreter, inputs, text_names, unread_names, X, where):
     (NaN at a categorical position where the value is missing; nothing read
     at the columns the Cleaner dropped) and its categorical columns' text to
     the text input, as :func:`skquant.run_onnx` feeds them."""
-    from .runtime._pipeline import split_table, text_input
+    from .runtime._pipeline import refuse_beyond_float32, split_table, text_input
 
     positions = _text_positions(text_names[0]) if text_names else []
     unread = _positions(unread_names[0], _UNREAD_PREFIX) if unread_names else []
@@ -446,6 +460,8 @@ def _run_table(interpreter, inputs, text_names, unread_names, X, where):
     feed = {}
     if positions:  # (marks the missing ones in numbers)
         feed[text_names[0]] = text_input(numbers, texts, positions)
-    feed[numeric_name] = numbers.astype(np.float32)
+    with np.errstate(over="ignore"):
+        feed[numeric_name] = numbers.astype(np.float32)
+    refuse_beyond_float32(numbers, feed[numeric_name], "TFLite model")
     out = interpreter.get_signature_runner("serving_default")(**feed)
     return np.asarray(next(iter(out.values()))).copy()

@@ -298,6 +298,10 @@ def test_bad_rows_are_refused_before_running(fitted, digits, tmp_path):
         run_onnx(path, X[:, :10])
     with pytest.raises(ValueError, match="2-D array"):
         run_onnx(path, X[0])
+    beyond = X[:3].copy()
+    beyond[1, 20] = 1e300  # inf in float32: it would be imputed as missing
+    with pytest.raises(ValueError, match=r"1e\+300 \(row 1, column 20\), beyond float32"):
+        run_onnx(path, beyond)
     with pytest.raises(ValueError, match="must be numeric"):
         run_onnx(path, np.full((2, 64), "text"))
 

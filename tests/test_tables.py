@@ -128,6 +128,10 @@ def test_onnx_takes_the_text_columns(fitted, odd_rows, tmp_path):
                                atol=1e-4)
     with pytest.raises(TypeError, match="give it a table"):
         run_onnx(path, [[1.0] * 7])
+    beyond = odd_rows.copy()
+    beyond.iloc[5, beyond.columns.get_loc("bill_length_mm")] = 1e300
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        run_onnx(path, beyond)
     with pytest.raises(ValueError, match="expecting 7 features"):
         run_onnx(path, odd_rows.iloc[:, :3])
 

@@ -109,3 +109,18 @@ def test_an_existing_file_is_replaced_atomically_by_default(digits_split, tiny_p
     np.testing.assert_allclose(run_tflite(path, X_test[:20]),
                                tiny_pipe.predict_proba(X_test[:20]), atol=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]  # no temporary left
+
+
+def test_rows_the_model_cannot_take_get_clear_messages(digits_split, tiny_pipe, tmp_path):
+    _, X_test, _, _ = digits_split
+    path = export_tflite(tiny_pipe, tmp_path / "m.tflite", dtype="float32")
+    beyond = X_test[:3].copy()
+    beyond[1, 20] = 1e300  # inf in float32: it would be imputed as missing
+    with pytest.raises(ValueError, match=r"1e\+300 \(row 1, column 20\), beyond float32"):
+        run_tflite(path, beyond)
+    with pytest.raises(ValueError, match=r"shape \(n_samples, 64\).*\(3, 10\)"):
+        run_tflite(path, X_test[:3, :10])
+    with pytest.raises(ValueError, match=r"reshape a single row"):
+        run_tflite(path, X_test[0])
+    with pytest.raises(ValueError, match="2-D array of numbers"):
+        run_tflite(path, [["a"] * 64])

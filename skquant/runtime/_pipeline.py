@@ -138,6 +138,24 @@ def _has_text(X, only_in=None):
     return bool(text) and (only_in is None or text <= set(only_in))
 
 
+def refuse_beyond_float32(values, rows, what, cleans=True):
+    """Raise where a finite value of ``values`` became infinite in its
+    float32 copy ``rows``: a model that computes in float32 (the numpy
+    runtime, ONNX, TFLite) would read it as missing, or overflow."""
+    if values.dtype.kind != "f" or values.dtype.itemsize <= 4 or not values.size:
+        return
+    with np.errstate(invalid="ignore"):
+        overflow = np.isinf(rows) & np.isfinite(values)
+    if overflow.any():
+        row, column = np.argwhere(overflow)[0]
+        raise ValueError(
+            f"X holds {values[row, column]:.3g} (row {row}, column {column}), beyond "
+            f"float32's range (about ±3.4e38): the {what} computes in float32, so it "
+            "serves inputs within that range. Rescale such columns" + (
+                ", or mark the values missing (NaN) for its Cleaner to impute."
+                if cleans else "."))
+
+
 def unread_columns(clean, n_features):
     """The input columns a pipeline's first step (a Clean step) reads
     nothing from: those its Cleaner dropped, text ones included."""
@@ -383,17 +401,7 @@ class QuantizedPipeline:
         else:
             finite = bool(np.isfinite(X.min()) and np.isfinite(X.max()))
         if not finite:
-            if values.dtype.kind == "f" and values.dtype.itemsize > 4:
-                overflow = np.isinf(X) & np.isfinite(values)
-                if overflow.any():
-                    row, column = np.argwhere(overflow)[0]
-                    raise ValueError(
-                        f"X holds {values[row, column]:.3g} (row {row}, column {column}), "
-                        "beyond float32's range (about ±3.4e38): the quantized pipeline "
-                        "computes in float32, so it serves inputs within that range. "
-                        "Rescale such columns" + (", or mark the values missing (NaN) for "
-                                                  "its Cleaner to impute." if self._cleans
-                                                  else "."))
+            refuse_beyond_float32(values, X, "quantized pipeline", self._cleans)
             if not self._cleans:
                 row, column = np.argwhere(~np.isfinite(X))[0]
                 raise ValueError(
