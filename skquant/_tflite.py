@@ -2,8 +2,9 @@
 
 The whole pipeline becomes one graph: the Cleaner (imputation, kept columns,
 clipping, scaling, categorical columns), the projection (every family) and
-the classifier, ending in the class probabilities. It is built from the same arrays as the numpy runtime's
-float32 export, so the two compute the same function.
+the classifier, ending in the class probabilities. It is built from the
+same arrays as the numpy runtime's float32 export, so the two compute the
+same function.
 """
 
 import os
@@ -30,10 +31,10 @@ def _constant(tf, array, dtype=None):
 
 
 # the model's inputs: the numeric columns (at a categorical one: NaN where
-# its value is missing), and for a pipeline whose Cleaner encodes categories,
-# their values as text, the
-# input's name giving their positions in the table (TFLite has no model
-# metadata that its interpreters read back), "X_text_at_4_5" for 4 and 5
+# its value is missing), and for a pipeline whose Cleaner encodes
+# categories, their values as text, the input's name giving their positions
+# in the table (TFLite has no model metadata that its interpreters read
+# back): "X_text_at_4_5" for columns 4 and 5
 _INPUT, _TEXT_PREFIX = "X", "X_text_at"
 # a numeric input named "X_unread_at_7" (and not "X"): the Cleaner dropped
 # column 7, whose values, text or not, the model does not read
@@ -251,7 +252,10 @@ def export_tflite(pipeline, path, dtype="int8", X_calibration=None, *, force=Tru
     input named ``X_text_at_<positions>`` (``X_text_at_0_5``: the table's
     columns 0 and 5), their values as text, a missing one marked by NaN at
     its position in ``X`` (any other number there: present); they are
-    looked up by TFLite's built-in hash-table operators.
+    looked up by TFLite's built-in hash-table operators. Where the Cleaner
+    of such a table dropped columns, ``X`` is named
+    ``X_unread_at_<positions>`` instead: the model reads nothing there,
+    and :func:`run_tflite` does not parse what a table holds there.
 
     Parameters
     ----------
