@@ -561,10 +561,12 @@ class TreeProjection(BaseProjection):
         """``(n_leaves, m, d)``: each leaf's leading principal axes of the
         rows nearest it, around its prototype (float64, working units).
 
-        Small leaves get an exact SVD; large ones a randomized one, seeded
-        from the projection's random state. An axis along which the leaf's
-        rows do not vary (a singular value at rounding level) is zero, so
-        that it removes nothing from the distance.
+        Leaves of at most 128 rows (or a leaf's rows in at most 128
+        columns) get the exact axes, from the smaller Gram matrix
+        (:func:`_leading_axes`); larger ones a randomized SVD, seeded from
+        the projection's random state. An axis along which the leaf's rows
+        do not vary (a singular value at rounding level) is zero, so that it
+        removes nothing from the distance.
         """
         # at most half the columns: a subspace spanning them all would leave
         # no distance to measure (one column: no subspace, tsvq's features)
