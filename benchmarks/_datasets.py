@@ -56,4 +56,19 @@ def load(name, random_state=0):
     raise ValueError(f"unknown data set {name!r}")
 
 
+def cleaned_split(name):
+    """``(C_train, C_test, y_train, y_test)``: a named set split 75/25
+    (stratified, seed 0) and cleaned by a Cleaner fitted on the training
+    rows, as the family benchmarks compare projections on it."""
+    from sklearn.model_selection import train_test_split
+
+    from skquant import Cleaner
+
+    X, y = load(name)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, stratify=y, random_state=0)
+    cleaner = Cleaner().fit(X_train)
+    return cleaner.transform(X_train), cleaner.transform(X_test), y_train, y_test
+
+
 SETS = ("digits", "images28", "breast-cancer")

@@ -29,11 +29,10 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.manifold import Isomap
-from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
-from skquant import (Cleaner, ColumnProjection, GraphProjection, KerasMLPClassifier,
-                     TreeProjection, UnionProjection)
+from skquant import (ColumnProjection, GraphProjection, KerasMLPClassifier, TreeProjection,
+                     UnionProjection)
 
 import _datasets
 from _common import machine
@@ -81,11 +80,7 @@ def main():
     print(f"machine: {machine()}\n")
     rows = []
     for name in args.sets.split(","):
-        X, y = _datasets.load(name)
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=0.25, stratify=y, random_state=0)
-        cleaner = Cleaner().fit(X_train)
-        A, B = cleaner.transform(X_train), cleaner.transform(X_test)
+        A, B, y_train, y_test = _datasets.cleaned_split(name)
         print(f"{name}: {len(A)} train / {len(B)} test rows, {A.shape[1]} columns after "
               "cleaning", flush=True)
         for k in DIMS.get(name, (16, 32)):

@@ -20,7 +20,6 @@ import warnings
 
 import numpy as np
 from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
 from skquant import Cleaner, GraphProjection, KerasMLPClassifier
@@ -41,11 +40,7 @@ def main():
     print(machine())
     warnings.simplefilter("ignore")
     for name in args.sets.split(","):
-        X, y = _datasets.load(name)
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=0.25, stratify=y, random_state=0)
-        cleaner = Cleaner().fit(X_train)
-        C_train, C_test = cleaner.transform(X_train), cleaner.transform(X_test)
+        C_train, C_test, y_train, y_test = _datasets.cleaned_split(name)
         for pca, neighbours, landmarks in SETTINGS:
             for k in (16, 32):
                 knn, keras = [], []
