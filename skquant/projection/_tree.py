@@ -34,7 +34,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.extmath import randomized_svd, svd_flip
+from sklearn.utils.extmath import svd_flip
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from .. import kernels
@@ -42,6 +42,7 @@ from .._registry import register_export
 from .._validation import safe_mean
 from ._base import BaseProjection
 from ._scaling import choose_exponent, peak_magnitude, to_unit, wide_range_distances
+from ._tree_local import leaf_axes
 from ._tree_structure import (
     RoutingBlock, buckets, depths, forest_arrays, grow, leaf_order,
 )
@@ -63,34 +64,6 @@ def _in_float32_range(rows):
     if rows.dtype == np.float32 or np.abs(rows).max(initial=0) <= largest:
         return rows
     return np.clip(rows, -largest, largest)
-
-
-def _leading_axes(rows, m):
-    """The ``m`` (or fewer) leading right singular vectors of ``rows`` and
-    their singular values, largest first, from the eigenvectors of the
-    smaller of its two Gram matrices (at most 128 x 128 here: a fraction of
-    an exact SVD's cost on wide leaves)."""
-    n, d = rows.shape
-    size = min(n, d)
-    take = min(m, size)
-    if n < d:
-        values, vectors = scipy.linalg.eigh(rows @ rows.T, subset_by_index=[size - take, size - 1])
-    else:
-        values, vectors = scipy.linalg.eigh(rows.T @ rows, subset_by_index=[size - take, size - 1])
-    values, vectors = values[::-1], vectors[:, ::-1]
-    singular = np.sqrt(np.maximum(values, 0.0))
-    if n >= d:
-        return singular, vectors.T
-    # v = R^T u / s, for the axes that have an s to divide by; made
-    # orthonormal again (rounding in u, small s), leading direction first
-    vt = vectors.T @ rows
-    np.divide(vt, singular[:, None], out=vt, where=singular[:, None] > 0)
-    vt[singular == 0] = 0.0
-    live = singular > 0
-    if live.any():
-        q, r = np.linalg.qr(vt[live].T)
-        vt[live] = (q * np.where(np.diag(r) < 0, -1.0, 1.0)).T
-    return singular, vt
 
 
 def _block_rows(n_features, dtype):
@@ -559,41 +532,14 @@ class TreeProjection(BaseProjection):
 
     def _local_axes(self, centred):
         """``(n_leaves, m, d)``: each leaf's leading principal axes of the
-        rows nearest it, around its prototype (float64, working units).
-
-        Leaves of at most 128 rows (or a leaf's rows in at most 128
-        columns) get the exact axes, from the smaller Gram matrix
-        (:func:`_leading_axes`); larger ones a randomized SVD, seeded from
-        the projection's random state. An axis along which the leaf's rows
-        do not vary (a singular value at rounding level) is zero, so that it
-        removes nothing from the distance.
-        """
-        # at most half the columns: a subspace spanning them all would leave
-        # no distance to measure (one column: no subspace, tsvq's features)
+        sample rows nearest it (see :func:`._tree_local.leaf_axes`); ``m``
+        is at most half the columns: a subspace spanning them all would
+        leave no distance to measure (one column: no subspace, tsvq's
+        features)."""
         m = min(int(self.local_components), centred.shape[1] // 2)
-        columns = self._nearest(centred)
-        order = np.argsort(columns, kind="stable")
-        bounds = np.searchsorted(columns[order], np.arange(self._leaves.size + 1))
-        axes = np.zeros((self._leaves.size, m, centred.shape[1]))
-        if m == 0:
-            return axes
-        seeds = self._rng.randint(np.iinfo(np.int32).max, size=self._leaves.size)
-        for leaf, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
-            if stop - start < 2:
-                continue
-            rows = centred[order[start:stop]].astype(np.float64) - self._prototypes[leaf]
-            if min(rows.shape) <= 128:
-                values, vt = _leading_axes(rows, m)
-            else:
-                _, values, vt = randomized_svd(rows, m, random_state=int(seeds[leaf]))
-            # zero where the rows are flat: against the leaf's spread, and
-            # against rounding at the data's scale (a leaf of duplicated
-            # rows has singular values of rounding error alone)
-            rounding = 100 * np.finfo(centred.dtype).eps * self._scale * math.sqrt(stop - start)
-            flat = values <= max(1e-7 * values[0], rounding, np.finfo(np.float64).tiny)
-            vt[flat] = 0.0
-            axes[leaf, : vt.shape[0]] = vt
-        return axes
+        seeds = self._rng.randint(np.iinfo(np.int32).max, size=self._leaves.size) if m else None
+        return leaf_axes(centred, self._nearest(centred), self._prototypes, m,
+                         self._scale, seeds)
 
     def _set_routing(self):
         """Hyperplanes of the internal nodes, from their children's
