@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from sklearn.utils._param_validation import HasMethods, StrOptions
 
 from . import __version__
+from ._doc_link import DocLinkMixin
 from .runtime._schema import INT8_SCALE_MAX
 
 _DTYPES = ("float32", "float16", "int8")
@@ -322,7 +323,7 @@ def _plain(labels):
 
 
 
-class QuantizedClassifier(ClassifierMixin, BaseEstimator):
+class QuantizedClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
     """Fit a pipeline, then predict with its quantized export.
 
     Wrapping the pipeline makes the weight dtype a parameter, so that

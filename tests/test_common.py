@@ -6,10 +6,13 @@ works with its defaults); the few checks expected to fail are listed with
 the reason.
 """
 
+import email.message
 import importlib
 import inspect
 import os
 import pkgutil
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,9 +20,11 @@ from sklearn.base import BaseEstimator
 from sklearn.datasets import make_classification
 from sklearn.ensemble import IsolationForest
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils import estimator_html_repr
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import skquant
+from skquant import _doc_link
 from skquant.pipeline import _FAMILIES
 
 
@@ -146,3 +151,41 @@ def test_cloudpickle_round_trip(estimator):
     restored = cloudpickle.loads(cloudpickle.dumps(fitted))
     method = "predict" if hasattr(fitted, "predict") else "transform"
     np.testing.assert_array_equal(getattr(restored, method)(X), getattr(fitted, method)(X))
+
+
+DOCS = "https://docs.example.org/skquant"
+
+
+def test_html_repr_links_each_estimator_to_its_api_page(monkeypatch):
+    monkeypatch.setenv(_doc_link.ENVIRONMENT_VARIABLE, DOCS + "/")
+    api = (Path(__file__).resolve().parent.parent / "docs" / "api.rst").read_text()
+    generated = set(re.findall(r"^   (\w+)$", api, flags=re.MULTILINE))
+    for estimator in all_instances():
+        name = type(estimator).__name__
+        assert name in generated, f"docs/api.rst generates no page for {name}"
+        assert estimator._get_doc_link() == f"{DOCS}/generated/skquant.{name}.html"
+    html = estimator_html_repr(skquant.make_quant_pipeline("column", 2))
+    assert f'href="{DOCS}/generated/skquant.Cleaner.html"' in html
+    assert f'href="{DOCS}/generated/skquant.KerasMLPClassifier.html"' in html
+    # scikit-learn's own estimators keep their links
+    assert "https://scikit-learn.org/" in html
+
+
+def test_html_repr_has_no_link_without_a_docs_url(monkeypatch):
+    monkeypatch.delenv(_doc_link.ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setattr(_doc_link.metadata, "metadata", lambda name: email.message.Message())
+    assert all(estimator._get_doc_link() == "" for estimator in all_instances())
+    assert "generated/skquant." not in estimator_html_repr(skquant.Cleaner())
+
+
+def test_docs_url_from_the_installed_metadata(monkeypatch):
+    monkeypatch.delenv(_doc_link.ENVIRONMENT_VARIABLE, raising=False)
+    message = email.message.Message()
+    message["Project-URL"] = "Homepage, https://example.org"
+    message["Project-URL"] = f"Documentation, {DOCS}/"
+    monkeypatch.setattr(_doc_link.metadata, "metadata", lambda name: message)
+    assert _doc_link.documentation_url() == DOCS
+    assert skquant.Cleaner()._get_doc_link() == f"{DOCS}/generated/skquant.Cleaner.html"
+    # the environment variable comes first
+    monkeypatch.setenv(_doc_link.ENVIRONMENT_VARIABLE, "file:///srv/docs/html")
+    assert _doc_link.documentation_url() == "file:///srv/docs/html"

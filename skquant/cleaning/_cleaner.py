@@ -15,6 +15,7 @@ from sklearn.utils.validation import (
 )
 
 from .. import kernels
+from .._doc_link import DocLinkMixin
 from .._registry import index_dtype, register_export
 from .._validation import forget_fit, safe_mean, validate_numeric
 from ._categories import (as_frame, categorical_names, fit_column, numeric_values,
@@ -35,7 +36,7 @@ _DERIVED = ("statistics_", "lower_bounds_", "upper_bounds_", "support_", "drop_r
 _SHARED_SCALE_RATIO = 20.0
 
 
-class Cleaner(TransformerMixin, BaseEstimator):
+class Cleaner(DocLinkMixin, TransformerMixin, BaseEstimator):
     """Impute missing values, drop useless columns and clip outliers.
 
     At fit time the Cleaner learns, per column, a fill value for missing

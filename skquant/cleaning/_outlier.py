@@ -22,6 +22,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from .._doc_link import DocLinkMixin
+
 
 def _estimator_has(method):
     def check(self):
@@ -30,7 +32,7 @@ def _estimator_has(method):
     return check
 
 
-class OutlierFilter(MetaEstimatorMixin, BaseEstimator):
+class OutlierFilter(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
     """Train an estimator on the rows an outlier detector accepts.
 
     A Pipeline step cannot drop rows, so outlier rows are removed here: at

@@ -21,6 +21,7 @@ from sklearn.utils.validation import (
 )
 
 from .. import kernels
+from .._doc_link import DocLinkMixin
 from .._registry import register_export
 from .._validation import forget_fit, validate_numeric
 from ._backend import _build_mlp, load_keras
@@ -57,7 +58,7 @@ def _dense_weights(network):
             [layer.get_weights()[1] for layer in dense])
 
 
-class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
+class KerasMLPClassifier(DocLinkMixin, ClassifierMixin, BaseEstimator):
     """A small Keras multi-layer perceptron, wrapped through scikeras.
 
     The default network is the skquant design's: Dense(64, relu) ->

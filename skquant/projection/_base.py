@@ -42,6 +42,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from .._doc_link import DocLinkMixin
 from .._validation import check_finite, forget_fit, validate_numeric
 
 _NAN_ADVICE = (
@@ -51,7 +52,8 @@ _NAN_ADVICE = (
 
 
 class BaseProjection(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator, metaclass=ABCMeta
+    DocLinkMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
+    metaclass=ABCMeta,
 ):
     """Base class for skquant projections. Not for direct use.
 
