@@ -1,4 +1,4 @@
-"""Every projection family against PCA, UMAP and Isomap, on three data sets.
+"""Every projection family against PCA, UMAP, Isomap and k-means, on three data sets.
 
 Data (``benchmarks/_datasets.py``, nothing downloaded): sklearn's digits;
 ``images28``, the digits rendered at 28 x 28 with random rotations, shifts,
@@ -12,7 +12,9 @@ then two classifiers are trained on the projected rows: a 5-NN classifier,
 and skquant's default KerasMLPClassifier (Dense(64) -> Dropout -> Dense). The
 accuracies are means over ``--seeds`` seeds (the seed drives the
 projection and the network; PCA and Isomap do not depend on it, UMAP runs
-once, seed 0, as its fit costs tens of seconds).
+once, seed 0, as its fit costs tens of seconds). The tree family's anchor
+is the distances to k-means centres (``KMeans(k, n_init=3)``, seed 0), what
+a user would compute for prototype features.
 
 Printed: the accuracies, each family's gap to PCA and to UMAP, and the
 issue's targets. Also written to ``benchmarks/results/families.csv``.
@@ -28,6 +30,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from sklearn.cluster import KMeans
 from sklearn.manifold import Isomap
 from sklearn.neighbors import KNeighborsClassifier
 
@@ -57,7 +60,10 @@ def anchors(k):
     import umap
 
     return {"UMAP": umap.UMAP(n_components=k, random_state=0),
-            "Isomap": Isomap(n_components=k)}
+            "Isomap": Isomap(n_components=k),
+            # the tree family's anchor: distances to k-means centres, what a
+            # user would compute for prototype features (KMeans.transform)
+            "KMeans": KMeans(k, n_init=3, random_state=0)}
 
 
 def scores(projection, A, B, y_train, y_test, seed):

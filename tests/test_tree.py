@@ -242,6 +242,35 @@ def test_partial_fit_goes_on_after_a_transform(blobs):
     assert not np.array_equal(projection.transform(blobs[:10]), first)
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_a_transform_before_the_sample_is_full_changes_nothing_after(blobs, method):
+    # the trees grow on the whole sample however often the projection is
+    # used (or pickled) while the sample fills: not on the first chunks
+    def make():
+        return TreeProjection(8, method=method, max_samples=3000, random_state=0)
+
+    plain = feed(make(), blobs[:6000], 1000)
+    asked = make()
+    for start in range(0, 6000, 1000):
+        asked.partial_fit(blobs[start : start + 1000])
+        if start < 3000:  # the sample holds 1000, 2000, 3000 rows
+            early = asked.transform(blobs[:20])
+            copy = pickle.loads(pickle.dumps(asked))
+            np.testing.assert_array_equal(copy.transform(blobs[:20]), early)
+    np.testing.assert_array_equal(asked.transform(blobs), plain.transform(blobs))
+    assert asked.n_samples_seen_ == plain.n_samples_seen_ == 6000
+
+
+def test_a_copy_pickled_before_the_sample_is_full_streams_into_its_trees(blobs):
+    projection = TreeProjection(8, max_samples=3000, random_state=0).partial_fit(blobs[:1000])
+    copy = pickle.loads(pickle.dumps(projection))
+    # the copy holds no sample rows; the trees grown on the first 1,000 rows
+    # are its fitted projection, and its later rows refine them
+    assert copy.__dict__.get("_pending") is None
+    feed(copy, blobs[1000:6000], 1000)
+    assert copy.n_samples_seen_ == 6000 and copy.leaf_sizes_.sum() == 6000
+
+
 def test_pickle_is_small_and_round_trips(blobs):
     projection = feed(TreeProjection(16, max_samples=2000, random_state=0), blobs, 1000)
     blob = pickle.dumps(projection)

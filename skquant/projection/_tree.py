@@ -26,6 +26,7 @@ updates routed through the tree, ``"random-trees"`` accumulates the
 co-occurrence counts of leaves. Memory does not grow with the number of rows.
 """
 
+import copy
 import math
 import warnings
 from numbers import Integral
@@ -119,7 +120,12 @@ class TreeProjection(BaseProjection):
         Rows the trees are grown on. ``fit`` draws them uniformly from ``X``;
         ``partial_fit`` takes the first ``max_samples`` rows it is fed (feed
         chunks in random order). The rows after them are streamed. A larger
-        sample gives better trees at a higher fit cost.
+        sample gives better trees at a higher fit cost. Used before its
+        sample is full, the projection has trees grown on the rows so far;
+        they grow again on the whole sample once it fills, so a transform in
+        between changes nothing after (a pickle taken then holds the trees
+        grown so far, without the rows, and a loaded copy streams its later
+        rows into them).
     refine_iter : int, default=2
         ``"tsvq"``: Lloyd iterations on the sample once the tree is grown:
         each assigns every sample row to its nearest leaf and moves each leaf
@@ -283,6 +289,12 @@ class TreeProjection(BaseProjection):
         # the base finalizes first: buffered rows are folded in, so a pickle
         # never holds the stream buffer or the growth sample
         state = super().__getstate__()
+        if state.get("_pending") is not None:
+            # pickled before the sample was full: the trees grown on the rows
+            # so far are the fitted projection, and a loaded copy streams its
+            # later rows into them (the original keeps filling its sample,
+            # see _grow_provisionally)
+            state["_pending"] = None
         if self.method == "random-trees" and not state.get("_needs_finalize"):
             # the leaf co-occurrence counts (n_leaves^2) would dwarf the
             # fitted projection; without them partial_fit cannot resume
@@ -369,6 +381,20 @@ class TreeProjection(BaseProjection):
         self._pending = None
         return rows
 
+    def _grow_provisionally(self):
+        """Grow the trees on the rows fed so far, for the fitted attributes,
+        and keep filling the sample: a ``partial_fit`` after a transform (or
+        a pickle) grows them again from the same random state once the
+        sample is full, as if nothing had been asked in between, rather than
+        keeping trees grown on the first chunks."""
+        rows = self._take_pending()
+        rng = copy.deepcopy(self._rng)
+        try:
+            self._grow(rows)
+        finally:
+            self._rng = rng
+            self._pending = [rows]
+
     def _grow(self, rows):
         self._pending = None
         if self.method != "random-trees":
@@ -427,8 +453,8 @@ class TreeProjection(BaseProjection):
             self._buffer = None
 
     def _finalize(self):
-        if self._pending is not None:  # fewer rows than max_samples
-            self._grow(self._take_pending())
+        if self._pending is not None:  # fewer rows than max_samples so far
+            self._grow_provisionally()
         if self.method != "random-trees":
             self._flush(release=True)
             self._finalize_tsvq()
