@@ -34,6 +34,7 @@ targets then on the mean gaps)]
 import argparse
 import csv
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -150,11 +151,22 @@ def _run(name, frame, label, kinds, seed):
     best_test = float(chosen["test_accuracy"])
     print(f"  demo's choice: {chosen['family']} dims {chosen['dims']}, test {best_test:.4f}"
           f" ({best_test - anchor:+.4f} vs anchor)")
+    # the smaller candidate the demo names as within noise of its choice
+    small = chosen
+    for line in output:
+        found = re.match(r"within noise: (\S+) at (\d+) dims", line)
+        if found:
+            small = next(row for row in rows
+                         if (row["family"], row["dims"]) == found.groups())
+    small_test = float(small["test_accuracy"])
+    print(f"  its within-noise smaller one: {small['family']} dims {small['dims']}, test "
+          f"{small_test:.4f} ({small_test - anchor:+.4f} vs anchor)")
+    gaps["(within-noise smaller one)"] = small_test - anchor
     return gaps, best_test - anchor, best_test
 
 
 def _targets(name, gaps, chosen_gap, chosen_test):
-    within = all(gap >= -0.02 for gap in gaps.values())
+    within = all(gap >= -0.02 for family, gap in gaps.items() if not family.startswith("("))
     print(f"  target every family within 0.02 of the anchor: {'met' if within else 'MISSED'}")
     print(f"  target demo's best >= anchor: {'met' if chosen_gap >= 0 else 'MISSED'}")
     if name == "penguins":

@@ -35,7 +35,6 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.extmath import svd_flip
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from .. import kernels
@@ -44,27 +43,15 @@ from .._validation import safe_mean
 from ._base import BaseProjection
 from ._scaling import choose_exponent, peak_magnitude, to_unit, wide_range_distances
 from ._tree_local import leaf_axes
+from ._tree_random import cooccurrence, grow_forest, indicator_axes, leaf_indices
 from ._tree_structure import (
-    RoutingBlock, buckets, depths, forest_arrays, grow, leaf_order,
+    RoutingBlock, block_exits, buckets, depths, forest_arrays, grow, leaf_order,
 )
 
 # Rows per streamed block (and routing call): up to 32,768, and at most
 # 16 MiB of rows, so that the block buffer stays small for wide data.
 _BLOCK_ROWS = 32768
 _BLOCK_BYTES = 2**24
-
-
-def _in_float32_range(rows):
-    """``rows``, clipped to the float32 range for scikit-learn's trees.
-
-    A tree splits between values it sees as float32; values beyond that
-    range, all alike in float32, are clipped to its largest ones, so that
-    fitting them raises no overflow.
-    """
-    largest = np.finfo(np.float32).max
-    if rows.dtype == np.float32 or np.abs(rows).max(initial=0) <= largest:
-        return rows
-    return np.clip(rows, -largest, largest)
 
 
 def _block_rows(n_features, dtype):
@@ -584,47 +571,9 @@ class TreeProjection(BaseProjection):
         self._prototypes = self._centers[self._leaves]
         self._prototype_norms = np.einsum("ij,ij->i", self._prototypes, self._prototypes)
 
-    def _block_exits(self, block, part, probe):
-        """Route rows through one block; the node each leaves it at.
-
-        With ``probe``, also the exit of a second path: the one that takes
-        the other side at the row's least certain test (the hyperplane it
-        passes nearest), where a hyperplane test errs most often.
-        """
-        dtype = part.dtype
-        m = block.nodes.size
-        margins = part @ self._normals[block.nodes].T.astype(dtype)
-        margins -= self._offsets[block.nodes].astype(dtype)
-        # 1 where a row goes right at the block's node; the extra column of
-        # zeros serves rows already at an exit
-        right = np.zeros((part.shape[0], m + 1), dtype=np.uint8)
-        np.greater(margins, 0, out=right[:, :m])
-        flat_right = right.ravel()
-        base = np.arange(0, flat_right.size, m + 1)
-        position = np.zeros(part.shape[0], dtype=np.intp)
-        if probe:
-            # distance to each hyperplane; +inf for rows already at an exit
-            distance = np.full((part.shape[0], m + 1), np.inf, dtype=dtype)
-            np.multiply(np.abs(margins), self._inverse_norms[block.nodes].astype(dtype),
-                        out=distance[:, :m])
-            flat_distance = distance.ravel()
-            nearest = np.full(part.shape[0], np.inf, dtype=dtype)
-            doubtful = np.zeros(part.shape[0], dtype=np.intp)
-        for _ in range(block.depth):
-            here = base + np.minimum(position, m)
-            if probe:
-                closer = flat_distance[here] < nearest
-                nearest[closer] = flat_distance[here[closer]]
-                doubtful[closer] = position[closer]
-            position = block.table[position, flat_right[here]]
-        exits = block.exits[position - m]
-        if not probe:
-            return exits
-        line = np.arange(part.shape[0])
-        other = block.table[doubtful, 1 - right[line, doubtful]]
-        for _ in range(block.depth - 1):
-            other = block.table[other, flat_right[base + np.minimum(other, m)]]
-        return exits, block.exits[other - m]
+    def _exits(self, block, part, probe):
+        return block_exits(block, part, self._normals, self._offsets, self._inverse_norms,
+                           probe)
 
     def _route(self, centred):
         """Leaf column of each (centred) row.
@@ -639,7 +588,7 @@ class TreeProjection(BaseProjection):
         if self._is_bucket[0]:
             entry_row, entry_node = line, np.zeros(n, dtype=np.intp)
         else:
-            first, second = self._block_exits(self._blocks[0], centred, probe=True)
+            first, second = self._exits(self._blocks[0], centred, probe=True)
             distinct = second != first
             entry_row = np.concatenate([line, line[distinct]])
             entry_node = np.concatenate([first, second[distinct]])
@@ -651,7 +600,7 @@ class TreeProjection(BaseProjection):
             for node in np.unique(entry_node[deeper]):
                 chosen = np.flatnonzero(entry_node == node)
                 part = np.take(centred, entry_row[chosen], axis=0)
-                entry_node[chosen] = self._block_exits(self._blocks[node], part, probe=False)
+                entry_node[chosen] = self._exits(self._blocks[node], part, probe=False)
         # entries sorted by bucket (a radix sort on 16-bit keys): one gather,
         # then a contiguous slice per bucket
         order = np.argsort(self._bucket_rank[entry_node], kind="stable")
@@ -807,82 +756,28 @@ class TreeProjection(BaseProjection):
         ])
 
     # ----------------------------------------------------------- random-trees
+    # (the arithmetic is in _tree_random.py; the state stays here)
     def _grow_random_trees(self, rows):
-        from sklearn.ensemble import RandomTreesEmbedding
-
-        depth = self._resolve_depth()
-        # (scikit-learn's finite test sums the float32 rows, which may
-        # overflow: harmless, and no business of the user's)
-        with np.errstate(over="ignore", invalid="ignore"):
-            self._embedding = RandomTreesEmbedding(
-                n_estimators=self.n_estimators,
-                max_depth=depth,
-                random_state=self._rng.randint(np.iinfo(np.int32).max),
-            ).fit(_in_float32_range(rows))
-        # each tree's leaves get consecutive columns of the indicator matrix
-        self._leaf_column = []
-        offsets = [0]
-        for tree in self._embedding.estimators_:
-            is_leaf = tree.tree_.children_left < 0
-            column = np.full(is_leaf.size, -1, dtype=np.intp)
-            column[is_leaf] = np.arange(np.count_nonzero(is_leaf))
-            self._leaf_column.append(column)
-            offsets.append(offsets[-1] + np.count_nonzero(is_leaf))
-        self._leaf_offsets = np.array(offsets, dtype=np.intp)
-        n_leaves = offsets[-1]
+        self._embedding, self._leaf_column, self._leaf_offsets = grow_forest(
+            rows, self.n_estimators, self._resolve_depth(),
+            self._rng.randint(np.iinfo(np.int32).max))
+        n_leaves = int(self._leaf_offsets[-1])
         self._cooccurrence = scipy.sparse.csr_matrix((n_leaves, n_leaves))
         self._stream(rows)
 
     def _leaf_indices(self, X):
         """Global indicator column of each row's leaf in every tree."""
-        # scikit-learn's trees compare float32 values; a value beyond the
-        # float32 range becomes +-inf, which every threshold sends the same
-        # way as the value itself
-        with np.errstate(over="ignore"):
-            X32 = np.asarray(X, dtype=np.float32)
-        return np.column_stack(
-            [
-                column[tree.tree_.apply(X32)] + offset
-                for tree, column, offset in zip(
-                    self._embedding.estimators_, self._leaf_column, self._leaf_offsets
-                )
-            ]
-        )
+        return leaf_indices(X, self._embedding, self._leaf_column, self._leaf_offsets)
 
     def _count_leaves(self, rows):
         """Add the rows' leaf co-occurrence counts (the indicators' Gram matrix)."""
-        leaves = self._leaf_indices(rows)
-        n, n_trees = leaves.shape
-        indicators = scipy.sparse.csr_matrix(
-            (np.ones(leaves.size), leaves.ravel(), np.arange(0, n * n_trees + 1, n_trees)),
-            shape=(n, self._leaf_offsets[-1]),
-        )
-        self._cooccurrence = self._cooccurrence + indicators.T @ indicators
+        self._cooccurrence = self._cooccurrence + cooccurrence(
+            self._leaf_indices(rows), int(self._leaf_offsets[-1]))
 
     def _finalize_random_trees(self):
-        n = self.n_samples_seen_
-        gram = self._cooccurrence.toarray() / n
-        mean = np.diag(gram).copy()  # indicators are 0/1: E[h^2] = E[h]
-        covariance = gram - np.outer(mean, mean)
-        n_leaves = covariance.shape[0]
-        k = min(self.n_components, n_leaves)
-        eigenvalues, eigenvectors = scipy.linalg.eigh(
-            covariance, subset_by_index=[n_leaves - k, n_leaves - 1], driver="evr"
-        )
-        order = np.argsort(eigenvalues)[::-1]
-        components = eigenvectors[:, order].T
-        _, components = svd_flip(None, components, u_based_decision=False)
-        eigenvalues = np.maximum(eigenvalues[order], 0.0)
-        tol = max(eigenvalues.max(initial=0.0), 1.0) * n_leaves * np.finfo(float).eps
-        rank = int(np.sum(eigenvalues > tol))
-        if rank < self.n_components:
-            warnings.warn(
-                f"The leaf indicators have rank {rank}, below n_components="
-                f"{self.n_components} (too few distinct rows, or too few leaves "
-                "reached): the last components carry no information.",
-                UserWarning,
-            )
-        self.n_components_ = k
+        components, mean, eigenvalues = indicator_axes(
+            self._cooccurrence, self.n_samples_seen_, self.n_components)
+        self.n_components_ = components.shape[0]
         self.embedding_ = self._embedding
         self.components_ = components
         self.indicator_mean_ = mean

@@ -2,7 +2,8 @@
 
 ``grow`` builds the binary tree by bisecting 2-means; ``leaf_order``,
 ``depths`` and ``buckets`` describe it; ``RoutingBlock`` batches the
-hyperplane tests of a block of nodes into one matrix product. The estimator
+hyperplane tests of a block of nodes into one matrix product, which
+``block_exits`` routes rows through. The estimator
 (``_tree.TreeProjection``) owns the fitted state and the streaming.
 """
 
@@ -188,6 +189,50 @@ class RoutingBlock:
         self.table = table
         self.exits = np.array(exits, dtype=np.intp)
         self.depth = depth
+
+
+def block_exits(block, part, normals, offsets, inverse_norms, probe):
+    """Route rows through one block; the node each leaves it at. ``normals``,
+    ``offsets`` and ``inverse_norms`` are the tree's hyperplanes (rows by node).
+
+    With ``probe``, also the exit of a second path: the one that takes
+    the other side at the row's least certain test (the hyperplane it
+    passes nearest), where a hyperplane test errs most often.
+    """
+    dtype = part.dtype
+    m = block.nodes.size
+    margins = part @ normals[block.nodes].T.astype(dtype)
+    margins -= offsets[block.nodes].astype(dtype)
+    # 1 where a row goes right at the block's node; the extra column of
+    # zeros serves rows already at an exit
+    right = np.zeros((part.shape[0], m + 1), dtype=np.uint8)
+    np.greater(margins, 0, out=right[:, :m])
+    flat_right = right.ravel()
+    base = np.arange(0, flat_right.size, m + 1)
+    position = np.zeros(part.shape[0], dtype=np.intp)
+    if probe:
+        # distance to each hyperplane; +inf for rows already at an exit
+        distance = np.full((part.shape[0], m + 1), np.inf, dtype=dtype)
+        np.multiply(np.abs(margins), inverse_norms[block.nodes].astype(dtype),
+                    out=distance[:, :m])
+        flat_distance = distance.ravel()
+        nearest = np.full(part.shape[0], np.inf, dtype=dtype)
+        doubtful = np.zeros(part.shape[0], dtype=np.intp)
+    for _ in range(block.depth):
+        here = base + np.minimum(position, m)
+        if probe:
+            closer = flat_distance[here] < nearest
+            nearest[closer] = flat_distance[here[closer]]
+            doubtful[closer] = position[closer]
+        position = block.table[position, flat_right[here]]
+    exits = block.exits[position - m]
+    if not probe:
+        return exits
+    line = np.arange(part.shape[0])
+    other = block.table[doubtful, 1 - right[line, doubtful]]
+    for _ in range(block.depth - 1):
+        other = block.table[other, flat_right[base + np.minimum(other, m)]]
+    return exits, block.exits[other - m]
 
 
 def buckets(children, leaves):
