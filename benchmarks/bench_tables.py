@@ -22,8 +22,9 @@ Tables (nothing downloaded):
   read such a table).
 
 Printed per table: each family's best candidate (by CV accuracy) with its
-test accuracy and the gap to the anchor, the demo's choice, and the
-targets (every family within 0.02 of the anchor, the demo's best at least
+test accuracy and the gap to the anchor, the demo's choice (its default
+``--choose within-noise``) and the best CV candidate (what ``--choose
+best`` keeps), and the targets (every family within 0.02 of the anchor, the demo's best at least
 the anchor; the raw penguins at least 0.97).
 
 Run: python benchmarks/bench_tables.py [--tables breast-cancer,penguins-numeric,penguins]
@@ -34,7 +35,6 @@ targets then on the mean gaps)]
 import argparse
 import csv
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -151,24 +151,21 @@ def _run(name, frame, label, kinds, seed):
     best_test = float(chosen["test_accuracy"])
     print(f"  demo's choice: {chosen['family']} dims {chosen['dims']}, test {best_test:.4f}"
           f" ({best_test - anchor:+.4f} vs anchor)")
-    # the smaller candidate the demo names as within noise of its choice
-    small = chosen
-    for line in output:
-        found = re.match(r"within noise: (\S+) at (\d+) dims", line)
-        if found:
-            small = next(row for row in rows
-                         if (row["family"], row["dims"]) == found.groups())
-    small_test = float(small["test_accuracy"])
-    print(f"  its within-noise smaller one: {small['family']} dims {small['dims']}, test "
-          f"{small_test:.4f} ({small_test - anchor:+.4f} vs anchor)")
-    gaps["(within-noise smaller one)"] = small_test - anchor
+    # what --choose best would have kept: the best CV accuracy (the first
+    # of a tie, as GridSearchCV)
+    top = max(enumerate(rows), key=lambda item: (float(item[1]["cv_accuracy"]), -item[0]))[1]
+    top_test = float(top["test_accuracy"])
+    print(f"  the best CV candidate (--choose best): {top['family']} dims {top['dims']}, "
+          f"test {top_test:.4f} ({top_test - anchor:+.4f} vs anchor)")
+    gaps["(--choose best)"] = top_test - anchor
     return gaps, best_test - anchor, best_test
 
 
 def _targets(name, gaps, chosen_gap, chosen_test):
-    within = all(gap >= -0.02 for family, gap in gaps.items() if not family.startswith("("))
+    # (a mean of equal accuracies may round a hair below its terms)
+    within = all(gap >= -0.02 - 1e-9 for family, gap in gaps.items() if not family.startswith("("))
     print(f"  target every family within 0.02 of the anchor: {'met' if within else 'MISSED'}")
-    print(f"  target demo's best >= anchor: {'met' if chosen_gap >= 0 else 'MISSED'}")
+    print(f"  target demo's best >= anchor: {'met' if chosen_gap >= -1e-9 else 'MISSED'}")
     if name == "penguins":
         print(f"  target raw penguins >= 0.97: {'met' if chosen_test >= 0.97 else 'MISSED'}")
 

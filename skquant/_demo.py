@@ -113,7 +113,8 @@ def _model_bytes(model):
 
 def _search_and_refit(search, pipeline, X_train, y_train, X_test, y_test, bar):
     """The search, then every candidate refitted on the training split and
-    scored on the test split, pipeline and artifacts: ``(rows, best, model)``."""
+    scored on the test split, pipeline and artifacts: ``(rows, models)``, a
+    row and a fitted pipeline per candidate, in the search's order."""
     import numpy as np
     from sklearn.base import clone
 
@@ -122,8 +123,7 @@ def _search_and_refit(search, pipeline, X_train, y_train, X_test, y_test, bar):
     with _same_threads_in_workers():
         search.fit(X_train, y_train)
     results = search.cv_results_
-    best = int(np.argmax(results["mean_test_score"]))
-    rows, best_model = [], None
+    rows, models = [], []
     for i, candidate in enumerate(results["params"]):
         # cloned after the parameters are set: the grid's projection is
         # one estimator object, which every candidate of its family would
@@ -137,6 +137,7 @@ def _search_and_refit(search, pipeline, X_train, y_train, X_test, y_test, bar):
             "family": _projection_label(candidate["project"]),
             "dims": candidate["project__n_components"],
             "cv_accuracy": float(results["mean_test_score"][i]),
+            "cv_std": float(results["std_test_score"][i]),
             "test_accuracy": float(np.mean(model.predict(X_test) == y_test)),
             "fit_seconds": seconds, "model_bytes": _model_bytes(model),
         }
@@ -155,9 +156,44 @@ def _search_and_refit(search, pipeline, X_train, y_train, X_test, y_test, bar):
             row[f"{dtype}_bytes"] = served.artifact_size()
             row[f"{dtype}_accuracy"] = served.score(X_test, y_test)
         rows.append(row)
-        if i == best:
-            best_model = model
-    return rows, best, best_model
+        models.append(model)
+    return rows, models
+
+
+# how the demo chooses the model it keeps (--choose)
+CHOICES = ("within-noise", "best")
+
+
+def _best_by_cv(rows):
+    """The candidate of best CV accuracy (the first of a tie, as GridSearchCV)."""
+    return max(range(len(rows)), key=lambda i: (rows[i]["cv_accuracy"], -i))
+
+
+def _smallest_within_noise(rows, best):
+    """Among the candidates whose int8 artifact is smaller than the best's
+    and whose CV accuracy is within one standard deviation over the folds of
+    the best's (scikit-learn's example of a ``refit`` callable uses the same
+    rule), the smallest (the more accurate of two of one size); None where
+    there is none, or the best has no int8 artifact."""
+    top = rows[best]
+    if top["int8_bytes"] is None:
+        return None
+    floor = top["cv_accuracy"] - top["cv_std"]
+    close = [i for i, row in enumerate(rows) if row["cv_accuracy"] >= floor
+             and row["int8_bytes"] is not None and row["int8_bytes"] < top["int8_bytes"]]
+    if not close:
+        return None
+    return min(close, key=lambda i: (rows[i]["int8_bytes"], -rows[i]["cv_accuracy"], i))
+
+
+def _choose(rows, best, rule):
+    """The candidate the demo keeps. ``"best"``: the best CV accuracy.
+    ``"within-noise"``: the smallest int8 artifact among the candidates
+    within noise of the best (:func:`_smallest_within_noise`), else the
+    best: a CV difference smaller than the folds' spread says little about
+    the test accuracy, and a smaller model is cheaper to store and serve."""
+    small = _smallest_within_noise(rows, best) if rule == "within-noise" else None
+    return best if small is None else small
 
 
 def _print_warnings(caught):
@@ -171,23 +207,21 @@ def _print_warnings(caught):
         print(f"warning{times}: {category}: {message}", file=sys.stderr)
 
 
-def _smaller_within_noise(rows, best, spread):
-    """A line naming the smallest candidate (int8 artifact bytes) whose CV
-    accuracy is within one standard deviation over the folds of the best's,
-    where there is one smaller than the best."""
-    chosen = rows[best]
-    floor = chosen["cv_accuracy"] - float(spread[best])
-    if chosen["int8_bytes"] is None:
-        return None
-    close = [row for row in rows if row["cv_accuracy"] >= floor
-             and row["int8_bytes"] is not None and row["int8_bytes"] < chosen["int8_bytes"]]
-    if not close:
-        return None
-    small = min(close, key=lambda row: row["int8_bytes"])
+def _within_noise_line(rows, best, chosen, rule):
+    """The line that says which smaller candidate is within noise of the
+    best, and whether it is the one kept; None where there is none."""
+    if chosen == best:
+        chosen = _smallest_within_noise(rows, best)
+        if chosen is None:
+            return None
+    small, top = rows[chosen], rows[best]
+    kept = ("it is the one kept (--choose best keeps the best)" if rule == "within-noise"
+            else "--choose within-noise keeps it")
     return (f"within noise: {small['family']} at {small['dims']} dims reaches CV accuracy "
             f"{small['cv_accuracy']:.4f}, within one standard deviation over the folds of "
-            f"the best's {chosen['cv_accuracy']:.4f} ± {float(spread[best]):.4f}, at "
-            f"{small['int8_bytes']:,} int8 bytes against {chosen['int8_bytes']:,}")
+            f"the best's ({top['family']} at {top['dims']} dims) {top['cv_accuracy']:.4f} ± "
+            f"{top['cv_std']:.4f}, at {small['int8_bytes']:,} int8 bytes against "
+            f"{top['int8_bytes']:,}: {kept}")
 
 
 def _mark_pareto_front(rows):
@@ -242,7 +276,7 @@ def _family_summary(rows, best):
     return "\n".join(lines)
 
 
-def _format_table(rows, best):
+def _format_table(rows, chosen, rule="best"):
     """Two tables of at most 80 columns: what the search measured, then what
     each candidate costs to serve (its quantized artifacts)."""
     def kb(size):
@@ -254,7 +288,7 @@ def _format_table(rows, best):
     lines = [search, "-" * len(search)]
     for i, r in enumerate(rows):
         lines.append(
-            f"{'>' if i == best else ' '} {r['family']:<{width - 2}}{r['dims']:>5}"
+            f"{'>' if i == chosen else ' '} {r['family']:<{width - 2}}{r['dims']:>5}"
             f"{r['cv_accuracy']:>9.4f}{r['test_accuracy']:>10.4f}{r['fit_seconds']:>8.1f}"
             f"{kb(r['model_bytes']):>11}")
     serving = (f"  {'family':<{width - 2}}{'dims':>5}{'f32 KB':>9}{'f32 acc':>9}"
@@ -271,10 +305,15 @@ def _format_table(rows, best):
                 mark = "*" if r.get(f"{d}_pareto") else " "
                 cells += (f"{kb(r[f'{d}_bytes']):>{size_width}}"
                           f"{r[f'{d}_accuracy']:>{acc_width - 1}.4f}{mark}")
-        lines.append(f"{'>' if i == best else ' '} {r['family']:<{width - 2}}{r['dims']:>5}"
+        lines.append(f"{'>' if i == chosen else ' '} {r['family']:<{width - 2}}{r['dims']:>5}"
                      + cells.rstrip())
-    lines.append("> the chosen candidate (best CV accuracy); * on the accuracy-versus-size")
-    lines.append("  Pareto front of the artifacts: no other is smaller and as accurate")
+    if rule == "within-noise":
+        lines.append("> the chosen candidate: the smallest int8 artifact within one standard")
+        lines.append("  deviation (over the folds) of the best CV accuracy; * on the accuracy-")
+        lines.append("  versus-size Pareto front: no other artifact is smaller and as accurate")
+    else:
+        lines.append("> the chosen candidate (best CV accuracy); * on the accuracy-versus-size")
+        lines.append("  Pareto front of the artifacts: no other is smaller and as accurate")
     return "\n".join(lines)
 
 

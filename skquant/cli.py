@@ -27,6 +27,9 @@ import warnings
 
 from ._atomic import OutputError, atomic_write, check_output_path
 from ._demo import (
+    CHOICES,
+    _best_by_cv,
+    _choose,
     _family_summary,
     _format_table,
     _mark_pareto_front,
@@ -35,7 +38,7 @@ from ._demo import (
     _progress,
     _projection_label,
     _search_and_refit,
-    _smaller_within_noise,
+    _within_noise_line,
 )
 from ._io import iter_csv_blocks, read_table
 
@@ -133,7 +136,7 @@ def _build_parser():
         description=(
             "Split the data (stratified), grid-search the projection family and "
             "its dimension with cross-validation, report every candidate's CV "
-            "and test accuracy, fit time and size, save the best pipeline "
+            "and test accuracy, fit time and size, save the chosen pipeline "
             f"({_DEMO_MODEL}), the table ({_DEMO_TABLE}) and a plot "
             f"({_DEMO_PLOT}) into --output-dir. Without --data it runs on "
             "scikit-learn's bundled digits. The output directory must be new "
@@ -166,6 +169,11 @@ def _build_parser():
                       help=f"write into a non-empty --output-dir, replacing its "
                            f"{_DEMO_MODEL}, {_DEMO_TABLE} and {_DEMO_PLOT} (nothing "
                            "else in it is touched)")
+    demo.add_argument("--choose", choices=CHOICES, default="within-noise",
+                      help="the model kept: within-noise (default), the smallest int8 "
+                           "artifact whose CV accuracy is within one standard deviation "
+                           "over the folds of the best's; best, the best CV accuracy "
+                           "(GridSearchCV's choice)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo.add_argument("--jobs", type=_positive_int, default=1,
                       help="processes for the search's cross-validation fits (default: "
@@ -785,18 +793,19 @@ def run_demo(args):
             pipeline, grid, cv=folds, scoring=scorer, refit=False, error_score="raise",
             n_jobs=args.jobs,
         )
-        rows, best, best_model = _search_and_refit(
+        rows, models = _search_and_refit(
             search, pipeline, X_train, y_train, X_test, y_test, bar)
     bar.close()
     _print_warnings(caught)
     _mark_pareto_front(rows)
+    best = _best_by_cv(rows)
+    kept = _choose(rows, best, args.choose)
     for i, row in enumerate(rows):
-        row["chosen"] = i == best
+        row["chosen"] = i == kept
 
-    table = _format_table(rows, best)
-    print(table)
+    print(_format_table(rows, kept, args.choose))
     print(_family_summary(rows, best))
-    within = _smaller_within_noise(rows, best, search.cv_results_["std_test_score"])
+    within = _within_noise_line(rows, best, kept, args.choose)
     if within is not None:
         print(within)
     os.makedirs(args.output_dir, exist_ok=True)
@@ -805,7 +814,7 @@ def run_demo(args):
     # a failure in any of them (the plot's, say) leaves the directory as it was
     table_path, plot_path = outputs[_DEMO_TABLE], outputs[_DEMO_PLOT]
     model_bytes = io.BytesIO()
-    joblib.dump(best_model, model_bytes)
+    joblib.dump(models[kept], model_bytes)
     table_text = "".join(",".join("" if v is None else str(v) for v in values) + "\n"
                          for values in [list(rows[0])] + [list(r.values()) for r in rows])
     plot_bytes = _plot(rows)
@@ -813,10 +822,10 @@ def run_demo(args):
                                 (table_path, "w", table_text), (plot_path, "wb", plot_bytes)):
         with atomic_write(path, mode, force=args.force) as handle:
             handle.write(content)
-    chosen = rows[best]
+    chosen = rows[kept]
     model = shlex.quote(model_path)
     print(
-        f"best: {chosen['family']} with {chosen['dims']} dims, CV accuracy "
+        f"chosen: {chosen['family']} with {chosen['dims']} dims, CV accuracy "
         f"{chosen['cv_accuracy']:.4f}, test accuracy {chosen['test_accuracy']:.4f}\n"
         f"saved {model_path}, {table_path} and {plot_path}\n"
         "next steps (the joblib file is a pickle: --trust-pickle loads it, for a "

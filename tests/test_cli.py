@@ -432,7 +432,7 @@ def test_demo_end_to_end_then_a_forced_rerun(small_digits, tmp_path, capsys):
     assert (out / "accuracy_vs_dims.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = (out / "results.csv").read_text().splitlines()
     assert rows[0] == (
-        "family,dims,cv_accuracy,test_accuracy,fit_seconds,model_bytes,float32_bytes,"
+        "family,dims,cv_accuracy,cv_std,test_accuracy,fit_seconds,model_bytes,float32_bytes,"
         "float32_accuracy,int8_bytes,int8_accuracy,float32_pareto,int8_pareto,chosen")
     assert [r.split(",")[:2] for r in rows[1:]] == [["column:pca", "4"], ["tree:tsvq", "4"]]
     assert "Pareto front" in printed and "int8 KB" in printed
@@ -449,6 +449,12 @@ def test_demo_end_to_end_then_a_forced_rerun(small_digits, tmp_path, capsys):
     predictions = capsys.readouterr().out.split()
     model = joblib.load(model_path)
     assert predictions == [str(p) for p in model.predict(X[:10])]
+    # the saved pipeline is the candidate marked chosen in the table
+    kept = next(r.split(",") for r in rows[1:] if r.endswith(",True"))
+    assert (type(model.named_steps["project"]).__name__, model.named_steps["project"].method,
+            model.named_steps["project"].n_components) == (
+        {"column": "ColumnProjection", "tree": "TreeProjection"}[kept[0].split(":")[0]],
+        kept[0].split(":")[1], int(kept[1]))
     target = tmp_path / "pred.csv"
     assert main(["predict", TRUST, str(model_path), str(csv_path), "-o", str(target)]) == 0
     assert target.read_text().splitlines()[1:] == predictions
@@ -1070,20 +1076,59 @@ def test_the_demo_prints_each_warning_once_after_the_search(tmp_path, capsys, mo
     assert sum(line.endswith(",True") for line in table[1:]) == 1
 
 
-def test_a_smaller_candidate_within_noise_is_named():
-    from skquant.cli import _smaller_within_noise
-
-    rows = [
-        {"family": "column:pca", "dims": 8, "cv_accuracy": 0.970, "int8_bytes": 3000},
-        {"family": "column:pca", "dims": 32, "cv_accuracy": 0.975, "int8_bytes": 6000},
-        {"family": "graph:spectral", "dims": 32, "cv_accuracy": 0.980, "int8_bytes": 80000},
+def _candidates(spread):
+    return [
+        {"family": "column:pca", "dims": 8, "cv_accuracy": 0.970, "cv_std": 0.0,
+         "int8_bytes": 3000},
+        {"family": "column:pca", "dims": 32, "cv_accuracy": 0.975, "cv_std": 0.0,
+         "int8_bytes": 6000},
+        {"family": "graph:spectral", "dims": 32, "cv_accuracy": 0.980, "cv_std": spread,
+         "int8_bytes": 80000},
     ]
-    assert _smaller_within_noise(rows, 2, np.array([0.0, 0.0, 0.001])) is None
-    line = _smaller_within_noise(rows, 2, np.array([0.0, 0.0, 0.006]))
-    assert line == ("within noise: column:pca at 32 dims reaches CV accuracy 0.9750, within "
-                    "one standard deviation over the folds of the best's 0.9800 ± 0.0060, "
-                    "at 6,000 int8 bytes against 80,000")
-    assert "column:pca at 8 dims" in _smaller_within_noise(rows, 2, np.array([0, 0, 0.01]))
+
+
+def test_the_demo_keeps_the_smallest_candidate_within_noise():
+    from skquant._demo import _best_by_cv, _choose, _within_noise_line
+
+    # within the best's spread over the folds, the smallest artifact is kept
+    rows = _candidates(0.006)
+    best = _best_by_cv(rows)
+    assert best == 2 and _choose(rows, best, "within-noise") == 1
+    assert _choose(rows, best, "best") == 2
+    assert _within_noise_line(rows, best, 1, "within-noise") == (
+        "within noise: column:pca at 32 dims reaches CV accuracy 0.9750, within one "
+        "standard deviation over the folds of the best's (graph:spectral at 32 dims) "
+        "0.9800 ± 0.0060, at 6,000 int8 bytes against 80,000: it is the one kept "
+        "(--choose best keeps the best)")
+    # --choose best names it and keeps the best
+    assert _within_noise_line(rows, best, 2, "best").endswith(
+        "6,000 int8 bytes against 80,000: --choose within-noise keeps it")
+    # a wider spread reaches the smaller one
+    assert _choose(_candidates(0.01), best, "within-noise") == 0
+    # nothing within the spread, or no artifact to compare: the best
+    rows = _candidates(0.001)
+    assert _choose(rows, best, "within-noise") == best
+    assert _within_noise_line(rows, best, best, "within-noise") is None
+    rows = _candidates(0.01)
+    rows[2]["int8_bytes"] = None
+    assert _choose(rows, best, "within-noise") == best
+    # a candidate without an int8 artifact is never kept for its size
+    rows = _candidates(0.01)
+    rows[0]["int8_bytes"] = None
+    assert _choose(rows, best, "within-noise") == 1
+    # of two of one size, the more accurate; a tie of CV accuracy: the first
+    rows = _candidates(0.01)
+    rows[1]["int8_bytes"] = 3000
+    assert _choose(rows, best, "within-noise") == 1
+    rows[2]["cv_accuracy"] = rows[1]["cv_accuracy"] = 0.975
+    assert _best_by_cv(rows) == 1
+
+
+def test_the_demo_refuses_an_unknown_choice(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["demo", "--choose", "largest"])
+    assert raised.value.code == 2
+    assert "invalid choice: 'largest'" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------- raw tables
@@ -1092,6 +1137,7 @@ def test_the_demo_keeps_each_candidate_s_own_projection(small_digits):
     # get its own copy, or a later candidate's refit changes the model kept
     from sklearn.model_selection import GridSearchCV
 
+    from skquant._demo import _best_by_cv
     from skquant.cli import _search_and_refit
     from skquant.pipeline import projection_grid
 
@@ -1102,11 +1148,12 @@ def test_the_demo_keeps_each_candidate_s_own_projection(small_digits):
     search = GridSearchCV(pipeline, grid, cv=2, refit=False,
                           scoring=lambda model, X, y: -model.named_steps["project"].n_components)
     bar = SimpleNamespace(update=lambda n: None)
-    rows, best, model = _search_and_refit(search, pipeline, X[:200], y[:200], X[200:], y[200:],
-                                          bar)
+    rows, models = _search_and_refit(search, pipeline, X[:200], y[:200], X[200:], y[200:], bar)
+    best = _best_by_cv(rows)
     assert rows[best]["dims"] == 2
-    assert model.named_steps["project"].n_components_ == 2
-    assert len(model.predict(X[200:])) == 100
+    assert models[best].named_steps["project"].n_components_ == 2
+    assert models[1].named_steps["project"].n_components_ == 3
+    assert len(models[best].predict(X[200:])) == 100
 
 
 def test_demo_and_predict_on_a_raw_table_with_text_and_missing_values(tmp_path, capsys):
