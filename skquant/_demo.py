@@ -114,7 +114,9 @@ def _model_bytes(model):
 def _search_and_refit(search, pipeline, X_train, y_train, X_test, y_test, bar):
     """The search, then every candidate refitted on the training split and
     scored on the test split, pipeline and artifacts: ``(rows, models)``, a
-    row and a fitted pipeline per candidate, in the search's order."""
+    row per candidate in the search's order, and ``{index: fitted
+    pipeline}`` for the candidates :func:`_choose` may keep (the best CV
+    accuracy, and those within noise of it with an int8 artifact)."""
     import numpy as np
     from sklearn.base import clone
 
@@ -123,7 +125,12 @@ def _search_and_refit(search, pipeline, X_train, y_train, X_test, y_test, bar):
     with _same_threads_in_workers():
         search.fit(X_train, y_train)
     results = search.cv_results_
-    rows, models = [], []
+    # the best CV accuracy (the first of a tie, as _best_by_cv) and the
+    # floor of its noise are known before the refits: the other candidates'
+    # pipelines are let go as the refits go on
+    best = int(np.argmax(results["mean_test_score"]))
+    floor = results["mean_test_score"][best] - results["std_test_score"][best]
+    rows, models = [], {}
     for i, candidate in enumerate(results["params"]):
         # cloned after the parameters are set: the grid's projection is
         # one estimator object, which every candidate of its family would
@@ -156,7 +163,8 @@ def _search_and_refit(search, pipeline, X_train, y_train, X_test, y_test, bar):
             row[f"{dtype}_bytes"] = served.artifact_size()
             row[f"{dtype}_accuracy"] = served.score(X_test, y_test)
         rows.append(row)
-        models.append(model)
+        if i == best or (row["int8_bytes"] is not None and row["cv_accuracy"] >= floor):
+            models[i] = model
     return rows, models
 
 
@@ -171,16 +179,16 @@ def _best_by_cv(rows):
 
 def _smallest_within_noise(rows, best):
     """Among the candidates whose int8 artifact is smaller than the best's
+    (any int8 artifact, where the best has none: it cannot serve as int8)
     and whose CV accuracy is within one standard deviation over the folds of
     the best's (scikit-learn's example of a ``refit`` callable uses the same
     rule), the smallest (the more accurate of two of one size); None where
-    there is none, or the best has no int8 artifact."""
+    there is none."""
     top = rows[best]
-    if top["int8_bytes"] is None:
-        return None
     floor = top["cv_accuracy"] - top["cv_std"]
-    close = [i for i, row in enumerate(rows) if row["cv_accuracy"] >= floor
-             and row["int8_bytes"] is not None and row["int8_bytes"] < top["int8_bytes"]]
+    close = [i for i, row in enumerate(rows) if i != best and row["cv_accuracy"] >= floor
+             and row["int8_bytes"] is not None
+             and (top["int8_bytes"] is None or row["int8_bytes"] < top["int8_bytes"])]
     if not close:
         return None
     return min(close, key=lambda i: (rows[i]["int8_bytes"], -rows[i]["cv_accuracy"], i))
@@ -221,7 +229,8 @@ def _within_noise_line(rows, best, chosen, rule):
             f"{small['cv_accuracy']:.4f}, within one standard deviation over the folds of "
             f"the best's ({top['family']} at {top['dims']} dims) {top['cv_accuracy']:.4f} ± "
             f"{top['cv_std']:.4f}, at {small['int8_bytes']:,} int8 bytes against "
-            f"{top['int8_bytes']:,}: {kept}")
+            + ("none (the best has no int8 artifact)" if top["int8_bytes"] is None
+               else f"{top['int8_bytes']:,}") + f": {kept}")
 
 
 def _mark_pareto_front(rows):

@@ -44,7 +44,8 @@ class DocLinkMixin:
 
     @property
     def _doc_link_template(self):
-        base = documentation_url()
-        # {estimator_name} is filled by scikit-learn's _get_doc_link; the
-        # public estimators are all exported at skquant's top level
+        # braces of the URL itself escaped: scikit-learn's _get_doc_link
+        # fills {estimator_name} with str.format; the public estimators are
+        # all exported at skquant's top level
+        base = documentation_url().replace("{", "{{").replace("}", "}}")
         return f"{base}/generated/skquant.{{estimator_name}}.html" if base else ""

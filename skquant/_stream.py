@@ -233,6 +233,9 @@ def fit_stream(
         started = time.perf_counter()
         for X_chunk, y_chunk in reader.read_pass():
             step.partial_fit(_transform(fitted, X_chunk), y_chunk)
+        end = getattr(step, "_end_stream", None)
+        if end is not None:  # a TreeProjection: its growth sample is complete
+            end()
         reader.report(verbose, f"{name}: partial_fit", started)
         fitted.append(step)
     if not fitted and reader.labels and reader.classes is None:

@@ -1109,9 +1109,17 @@ def test_the_demo_keeps_the_smallest_candidate_within_noise():
     rows = _candidates(0.001)
     assert _choose(rows, best, "within-noise") == best
     assert _within_noise_line(rows, best, best, "within-noise") is None
+    # a best without an int8 artifact: any candidate within noise that has one
     rows = _candidates(0.01)
     rows[2]["int8_bytes"] = None
+    assert _choose(rows, best, "within-noise") == 0
+    assert _within_noise_line(rows, best, 0, "within-noise").endswith(
+        "at 3,000 int8 bytes against none (the best has no int8 artifact): it is the one "
+        "kept (--choose best keeps the best)")
+    rows[0]["int8_bytes"] = rows[1]["int8_bytes"] = None
     assert _choose(rows, best, "within-noise") == best
+    # a spread that is not a number admits nothing
+    assert _choose(_candidates(float("nan")), best, "within-noise") == best
     # a candidate without an int8 artifact is never kept for its size
     rows = _candidates(0.01)
     rows[0]["int8_bytes"] = None
@@ -1152,8 +1160,10 @@ def test_the_demo_keeps_each_candidate_s_own_projection(small_digits):
     best = _best_by_cv(rows)
     assert rows[best]["dims"] == 2
     assert models[best].named_steps["project"].n_components_ == 2
-    assert models[1].named_steps["project"].n_components_ == 3
     assert len(models[best].predict(X[200:])) == 100
+    # only the candidates the choice may keep: here the best (the other is
+    # not within the folds' spread, 0, of its score)
+    assert set(models) == {best}
 
 
 def test_demo_and_predict_on_a_raw_table_with_text_and_missing_values(tmp_path, capsys):

@@ -189,3 +189,8 @@ def test_docs_url_from_the_installed_metadata(monkeypatch):
     # the environment variable comes first
     monkeypatch.setenv(_doc_link.ENVIRONMENT_VARIABLE, "file:///srv/docs/html")
     assert _doc_link.documentation_url() == "file:///srv/docs/html"
+    # braces in the URL are the URL's, not a template's
+    monkeypatch.setenv(_doc_link.ENVIRONMENT_VARIABLE, "file:///home/{me}/docs}")
+    assert skquant.Cleaner()._get_doc_link() == (
+        "file:///home/{me}/docs}/generated/skquant.Cleaner.html")
+    assert "file:///home/{me}/docs}" in estimator_html_repr(skquant.Cleaner())

@@ -267,8 +267,72 @@ def test_a_copy_pickled_before_the_sample_is_full_streams_into_its_trees(blobs):
     # the copy holds no sample rows; the trees grown on the first 1,000 rows
     # are its fitted projection, and its later rows refine them
     assert copy.__dict__.get("_pending") is None
-    feed(copy, blobs[1000:6000], 1000)
+    with pytest.warns(UserWarning, match="pickled \\(or copied\\) before its sample"):
+        feed(copy, blobs[1000:6000], 1000)
     assert copy.n_samples_seen_ == 6000 and copy.leaf_sizes_.sum() == 6000
+
+
+def test_an_early_transform_does_not_advance_a_shared_random_state(blobs):
+    def run(ask):
+        shared = np.random.RandomState(0)
+        first = TreeProjection(8, max_samples=3000, random_state=shared)
+        second = TreeProjection(8, max_samples=3000, random_state=shared)
+        for start in range(0, 6000, 1000):
+            first.partial_fit(blobs[start : start + 1000])
+            second.partial_fit(blobs[start : start + 1000])
+            if ask and start < 3000:
+                first.transform(blobs[:5])
+        return first.transform(blobs), second.transform(blobs), shared.randint(1 << 30)
+
+    for asked, plain in zip(run(True), run(False)):
+        np.testing.assert_array_equal(asked, plain)
+
+
+def test_a_copy_made_before_the_sample_is_full_warns_when_it_goes_on(blobs):
+    import copy
+
+    projection = TreeProjection(8, max_samples=3000, random_state=0).partial_fit(blobs[:1000])
+    for duplicate in (copy.deepcopy(projection), pickle.loads(pickle.dumps(projection))):
+        with pytest.warns(UserWarning, match="before its sample of max_samples=3000 rows was "
+                                             "full.*grown on the 1000 rows") as caught:
+            duplicate.partial_fit(blobs[1000:2000])
+        assert caught[0].filename == __file__  # said at the caller's line
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # once
+            duplicate.partial_fit(blobs[2000:3000])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the original just goes on
+        projection.partial_fit(blobs[1000:2000])
+
+
+def test_a_pickle_of_a_projection_that_cannot_finalize_keeps_its_rows(blobs, monkeypatch):
+    projection = TreeProjection(8, max_samples=3000, random_state=0).partial_fit(blobs[:1000])
+    from skquant.projection import _tree
+
+    def fail(*args, **kwargs):
+        raise ValueError("cannot grow")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(_tree, "grow", fail)
+        copy = pickle.loads(pickle.dumps(projection))
+    assert sum(len(rows) for rows in copy._pending) == 1000
+    feed(copy, blobs[1000:6000], 1000)
+    plain = feed(TreeProjection(8, max_samples=3000, random_state=0), blobs[:6000], 1000)
+    np.testing.assert_array_equal(copy.transform(blobs), plain.transform(blobs))
+
+
+def test_fit_stream_grows_the_trees_for_good_and_frees_the_sample(blobs):
+    from skquant import Cleaner, fit_stream
+    from sklearn.pipeline import make_pipeline
+    from sklearn.linear_model import SGDClassifier
+
+    y = (blobs[:, 0] > np.median(blobs[:, 0])).astype(int)
+    pipe = make_pipeline(Cleaner(), TreeProjection(8, random_state=0),
+                         SGDClassifier(random_state=0))
+    fit_stream(pipe, blobs[:4000], y[:4000], chunk_size=1000, random_state=0)
+    tree = pipe.steps[1][1]
+    assert tree.__dict__.get("_pending") is None  # 4,000 rows, below max_samples
+    assert tree.n_samples_seen_ == 4000 and tree.leaf_sizes_.sum() == 4000
 
 
 def test_pickle_is_small_and_round_trips(blobs):

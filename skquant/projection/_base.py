@@ -277,7 +277,7 @@ class BaseProjection(
                 "keeps its fitted attributes but not the running statistics partial_fit "
                 "adds to: partial_fit starts a new fit from this chunk. To learn from all "
                 "the rows, call fit on them, or partial_fit on each chunk of them before "
-                "saving.", UserWarning, stacklevel=2)
+                "saving.", UserWarning, stacklevel=3)  # past _fit_context's wrapper
             forget_fit(self)
         first_call = not hasattr(self, "n_samples_seen_")
         if not first_call:

@@ -110,9 +110,14 @@ class TreeProjection(BaseProjection):
         sample gives better trees at a higher fit cost. Used before its
         sample is full, the projection has trees grown on the rows so far;
         they grow again on the whole sample once it fills, so a transform in
-        between changes nothing after (a pickle taken then holds the trees
-        grown so far, without the rows, and a loaded copy streams its later
-        rows into them).
+        between changes nothing after. Until then it keeps the rows it has
+        taken (at most ``max_samples``), also after a transform;
+        :func:`~skquant.fit_stream` grows the trees for good at the end of
+        its pass and frees them. A pickle (or copy) taken before the sample
+        is full holds the trees grown so far, not the rows: a loaded
+        ``"tsvq"`` or ``"tsvq-local"`` copy refines them with its later
+        rows, with a warning; a ``"random-trees"`` one, as after any pickle,
+        transforms and refuses ``partial_fit``.
     refine_iter : int, default=2
         ``"tsvq"``: Lloyd iterations on the sample once the tree is grown:
         each assigns every sample row to its nearest leaf and moves each leaf
@@ -276,12 +281,14 @@ class TreeProjection(BaseProjection):
         # the base finalizes first: buffered rows are folded in, so a pickle
         # never holds the stream buffer or the growth sample
         state = super().__getstate__()
-        if state.get("_pending") is not None:
+        if state.get("_pending") is not None and not state.get("_needs_finalize"):
             # pickled before the sample was full: the trees grown on the rows
             # so far are the fitted projection, and a loaded copy streams its
-            # later rows into them (the original keeps filling its sample,
-            # see _grow_provisionally)
+            # later rows into them, with a warning (the original keeps
+            # filling its sample, see _grow_provisionally). A projection that
+            # could not be finalized keeps its rows: it has no trees yet.
             state["_pending"] = None
+            state["_grown_early"] = True
         if self.method == "random-trees" and not state.get("_needs_finalize"):
             # the leaf co-occurrence counts (n_leaves^2) would dwarf the
             # fitted projection; without them partial_fit cannot resume
@@ -336,6 +343,14 @@ class TreeProjection(BaseProjection):
     def _partial_fit(self, X, first_call):
         if first_call:
             self._start(X)
+        if self.__dict__.pop("_grown_early", False):
+            warnings.warn(
+                "This TreeProjection was pickled (or copied) before its sample of "
+                f"max_samples={self.max_samples} rows was full: its trees are the ones "
+                f"grown on the {self._n_pending} rows it had, and partial_fit refines "
+                "them, where the original grows them again on the full sample. For "
+                "the same trees, feed the copy from the start, or pickle after the "
+                "sample is full.", UserWarning, stacklevel=4)  # the caller of partial_fit
         if self.method == "random-trees" and self._pending is None and (
             "_cooccurrence" not in self.__dict__
         ):
@@ -375,12 +390,23 @@ class TreeProjection(BaseProjection):
         sample is full, as if nothing had been asked in between, rather than
         keeping trees grown on the first chunks."""
         rows = self._take_pending()
-        rng = copy.deepcopy(self._rng)
+        # grown with a copy of the generator: the one kept (which may be the
+        # user's RandomState, shared with other estimators) is not advanced
+        kept = self._rng
+        self._rng = copy.deepcopy(kept)
         try:
             self._grow(rows)
         finally:
-            self._rng = rng
+            self._rng = kept
             self._pending = [rows]
+
+    def _end_stream(self):
+        """The stream is over (``fit_stream`` says so after its pass): grow
+        the trees on the sample as it is, for good, and free its rows."""
+        if self.__dict__.get("_pending") is not None:
+            self._grow(self._take_pending())
+            self._drop_derived()
+            self._needs_finalize = True
 
     def _grow(self, rows):
         self._pending = None
