@@ -1,13 +1,32 @@
-"""The demo's search and report: the progress bar's scorers (also across
-worker processes), each candidate refitted and served, and the tables, the
-summary lines and the plot it prints and saves. ``skquant.cli`` runs it."""
+"""``skquant demo``: the search (the progress bar's scorers, also across
+worker processes), each candidate refitted and served, the choice of the
+model kept, and the files it writes. ``skquant.cli`` parses its arguments;
+the tables, summary lines and plot are in :mod:`skquant._demo_report`."""
 
 import contextlib
 import io
 import os
+import shlex
 import sys
 import time
 import warnings
+
+from ._atomic import OutputError, atomic_write, check_output_path
+from ._demo_report import (
+    _family_summary,
+    _format_table,
+    _mark_pareto_front,
+    _plot,
+    _print_warnings,
+)
+
+# what `skquant demo` writes into its --output-dir
+# the demo's default search: each family's default method, and the union
+# of principal components and the spectral embedding (the best on digits)
+_DEMO_KINDS = "column:pca,tree:tsvq,graph:spectral,union:pca+spectral"
+_DEMO_MODEL = "best_pipeline.joblib"
+_DEMO_TABLE = "results.csv"
+_DEMO_PLOT = "accuracy_vs_dims.png"
 
 
 def _same_threads_in_workers():
@@ -204,17 +223,6 @@ def _choose(rows, best, rule):
     return best if small is None else small
 
 
-def _print_warnings(caught):
-    """Each distinct warning of the search once, after the progress bar."""
-    seen = {}
-    for warning in caught:
-        key = (warning.category.__name__, str(warning.message))
-        seen[key] = seen.get(key, 0) + 1
-    for (category, message), count in seen.items():
-        times = f" ({count} times)" if count > 1 else ""
-        print(f"warning{times}: {category}: {message}", file=sys.stderr)
-
-
 def _within_noise_line(rows, best, chosen, rule):
     """The line that says which smaller candidate is within noise of the
     best, and whether it is the one kept; None where there is none."""
@@ -233,160 +241,196 @@ def _within_noise_line(rows, best, chosen, rule):
                else f"{top['int8_bytes']:,}") + f": {kept}")
 
 
-def _mark_pareto_front(rows):
-    """Flag the served models (each candidate as float32 and as int8) that no
-    other is both smaller and at least as accurate as: the accuracy-versus-
-    bytes Pareto front."""
-    points = [(r[f"{d}_bytes"], r[f"{d}_accuracy"], i, d)
-              for i, r in enumerate(rows) for d in ("float32", "int8")
-              if r[f"{d}_bytes"] is not None]
-    for r in rows:
-        for d in ("float32", "int8"):
-            r[f"{d}_pareto"] = False
-    for size, accuracy, i, dtype in points:
-        dominated = any(
-            other_size <= size and other_accuracy >= accuracy
-            and (other_size, other_accuracy) != (size, accuracy)
-            for other_size, other_accuracy, _, _ in points
+def _load_demo_data(args):
+    from .cli import _read
+
+    if args.data is None:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return digits.data, digits.target, "digits (scikit-learn, bundled)"
+    X, y, _ = _read(args.data, args, require_label=True, allow_text=True)
+    return X, y, args.data
+
+
+def _take_rows(X, rows):
+    return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
+
+
+def run_demo(args):
+    """Run ``skquant demo`` with parsed ``args``; 0 on success."""
+    import joblib
+    import numpy as np
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+    from tqdm import tqdm
+
+    from .cleaning import Cleaner
+    from .cli import CommandError
+    from .pipeline import (_default_dims, _dimension_limit, make_quant_pipeline,
+                           projection_grid)
+
+    if not 0 < args.test_size < 1:
+        raise CommandError(f"--test-size must be between 0 and 1, got {args.test_size}.")
+    if args.cv < 2:
+        raise CommandError(f"--cv must be at least 2, got {args.cv}.")
+    # before the data are read and the search runs: where the results go
+    outputs = _demo_outputs(args.output_dir, force=args.force, inputs=(args.data,))
+    X, y, source = _load_demo_data(args)
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise CommandError(f"the labels hold a single class ({classes.tolist()}); need two or more.")
+    if counts.min() < 2:
+        raise CommandError(
+            f"class {classes.tolist()[np.argmin(counts)]!r} has {counts.min()} row; each "
+            "class needs rows on both sides of the train/test split."
         )
-        rows[i][f"{dtype}_pareto"] = not dominated
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=args.test_size, stratify=y, random_state=args.random_state
+    )
+    train_classes, train_counts = np.unique(y_train, return_counts=True)
+    if train_counts.min() < args.cv:
+        raise CommandError(
+            f"class {train_classes.tolist()[np.argmin(train_counts)]!r} has "
+            f"{train_counts.min()} training row(s) after the split; a {args.cv}-fold "
+            "search needs at least one per fold. Lower --cv or --test-size, or "
+            "add rows."
+        )
+    folds = StratifiedKFold(args.cv, shuffle=True, random_state=args.random_state)
+    # The Cleaner may keep fewer columns on a CV fold than on the whole
+    # training split: size the grid by the smallest, so no candidate fails.
+    n_clean = min(
+        len(Cleaner(random_state=args.random_state).fit(
+            _take_rows(X_train, rows), y_train[rows]).get_feature_names_out())
+        for rows in [np.arange(len(X_train))] + [train for train, _ in folds.split(X_train, y_train)]
+    )
+    # ... and by the rows of the smallest training fold (the tree and graph
+    # families are limited by rows)
+    n_fit_rows = min(len(train) for train, _ in folds.split(X_train, y_train))
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    dims = args.dims if args.dims is not None else _default_dims(n_clean)
+    grid = projection_grid(kinds, dims, n_features=n_clean, n_samples=n_fit_rows,
+                           random_state=args.random_state)
+    searched = {_projection_label(g["project"][0]): g["project__n_components"] for g in grid}
+    params = {} if args.epochs is None else {"classify__epochs": args.epochs}
+    pipeline = make_quant_pipeline(random_state=args.random_state, **params)
+    n_candidates = sum(len(g["project__n_components"]) for g in grid)
+    print(
+        f"skquant demo: {source}: {X.shape[0]} rows x {X.shape[1]} columns "
+        f"({n_clean} after cleaning), {len(classes)} classes; "
+        f"{len(X_train)} train / {len(X_test)} test rows; "
+        f"{n_candidates} candidates x {args.cv} folds, then each refitted: "
+        f"{n_candidates * (args.cv + 1)} fits",
+        flush=True,
+    )
+    if args.dims is None:
+        why = ("the default" if n_clean >= 32 else
+               f"a ladder around the {n_clean} cleaned columns")
+        print(f"dims: {','.join(map(str, dims))} ({why}; --dims to choose others)",
+              flush=True)
+    for entry in projection_grid(kinds, dims):
+        projection = entry["project"][0]
+        label = _projection_label(projection)
+        skipped = sorted(set(entry["project__n_components"]) - set(searched.get(label, [])))
+        if skipped:
+            limit, reason = _dimension_limit(projection, n_fit_rows, n_clean)
+            print(f"note: {label} skips dims {skipped}: it gives at most {limit} "
+                  f"dimensions on the {n_fit_rows}-row CV folds with {n_clean} cleaned "
+                  f"columns ({reason})", flush=True)
 
-
-def _family_summary(rows, best):
-    """Per family, its candidate of best CV accuracy (the search's own
-    choice within the family), and which family won."""
-    leaders = {}
+    bar = tqdm(total=n_candidates * (args.cv + 1), desc="searching", unit="fit",
+               disable=args.no_progress, file=sys.stderr)
+    # warnings (a projection's, the classifier's) are kept until the bar is
+    # done, then each is printed once: printed as they came, they would
+    # break the bar's line
+    with warnings.catch_warnings(record=True) as caught, _progress(bar, args.jobs) as scorer:
+        warnings.simplefilter("always")
+        # as Python's default filters do: deprecations are for the
+        # developers of the libraries that raise them, not for the user
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                         ResourceWarning):
+            warnings.simplefilter("ignore", category)
+        search = GridSearchCV(
+            pipeline, grid, cv=folds, scoring=scorer, refit=False, error_score="raise",
+            n_jobs=args.jobs,
+        )
+        rows, models = _search_and_refit(
+            search, pipeline, X_train, y_train, X_test, y_test, bar)
+    bar.close()
+    _print_warnings(caught)
+    _mark_pareto_front(rows)
+    best = _best_by_cv(rows)
+    kept = _choose(rows, best, args.choose)
     for i, row in enumerate(rows):
-        leader = leaders.get(row["family"])
-        if leader is None or row["cv_accuracy"] > rows[leader]["cv_accuracy"]:
-            leaders[row["family"]] = i
-    width = max(len(family) for family in leaders)
-    lines = ["per family (its candidate of best CV accuracy):"]
-    for family, i in leaders.items():
-        row = rows[i]
-        lines.append(f"  {family:<{width}}  {row['dims']:>4} dims  CV acc "
-                     f"{row['cv_accuracy']:.4f}  test acc {row['test_accuracy']:.4f}"
-                     + ("  <- winner" if i == best else ""))
-    winner = rows[best]
-    others = [rows[i] for family, i in leaders.items() if family != winner["family"]]
-    if others:
-        runner_up = max(others, key=lambda row: row["cv_accuracy"])
-        if runner_up["cv_accuracy"] == winner["cv_accuracy"]:
-            how = (f"tied on CV accuracy {winner['cv_accuracy']:.4f} with "
-                   f"{runner_up['family']}, the search keeping the first")
-        else:
-            how = (f"by CV accuracy {winner['cv_accuracy']:.4f} against "
-                   f"{runner_up['cv_accuracy']:.4f} for {runner_up['family']}")
-        lines.append(
-            f"winner: {winner['family']}, {how} (test accuracy "
-            f"{winner['test_accuracy']:.4f} against {runner_up['test_accuracy']:.4f})")
-    else:
-        lines.append(f"winner: {winner['family']}, the only family searched")
-    return "\n".join(lines)
+        row["chosen"] = i == kept
+
+    print(_format_table(rows, kept, args.choose))
+    print(_family_summary(rows, best))
+    within = _within_noise_line(rows, best, kept, args.choose)
+    if within is not None:
+        print(within)
+    os.makedirs(args.output_dir, exist_ok=True)
+    model_path = outputs[_DEMO_MODEL]
+    # every output is made in memory first, then the three are written:
+    # a failure in any of them (the plot's, say) leaves the directory as it was
+    table_path, plot_path = outputs[_DEMO_TABLE], outputs[_DEMO_PLOT]
+    model_bytes = io.BytesIO()
+    joblib.dump(models[kept], model_bytes)
+    table_text = "".join(",".join("" if v is None else str(v) for v in values) + "\n"
+                         for values in [list(rows[0])] + [list(r.values()) for r in rows])
+    plot_bytes = _plot(rows)
+    for path, mode, content in ((model_path, "wb", model_bytes.getvalue()),
+                                (table_path, "w", table_text), (plot_path, "wb", plot_bytes)):
+        with atomic_write(path, mode, force=args.force) as handle:
+            handle.write(content)
+    chosen = rows[kept]
+    model = shlex.quote(model_path)
+    print(
+        f"chosen: {chosen['family']} with {chosen['dims']} dims, CV accuracy "
+        f"{chosen['cv_accuracy']:.4f}, test accuracy {chosen['test_accuracy']:.4f}\n"
+        f"saved {model_path}, {table_path} and {plot_path}\n"
+        "next steps (the joblib file is a pickle: --trust-pickle loads it, for a "
+        "file you made):\n"
+        f"  skquant predict --trust-pickle {model} new_rows.csv -o predictions.csv\n"
+        f"  skquant quantize --trust-pickle {model} -o model.skq\n"
+        "  skquant predict model.skq new_rows.csv -o predictions.csv"
+        "   (an artifact holds no code)"
+    )
+    return 0
 
 
-def _format_table(rows, chosen, rule="best"):
-    """Two tables of at most 80 columns: what the search measured, then what
-    each candidate costs to serve (its quantized artifacts)."""
-    def kb(size):
-        return f"{size / 1000:.1f}"
-
-    width = max(19, 2 + max(len(r["family"]) for r in rows))
-    search = (f"  {'family':<{width - 2}}{'dims':>5}{'CV acc':>9}{'test acc':>10}"
-              f"{'fit s':>8}{'joblib KB':>11}")
-    lines = [search, "-" * len(search)]
-    for i, r in enumerate(rows):
-        lines.append(
-            f"{'>' if i == chosen else ' '} {r['family']:<{width - 2}}{r['dims']:>5}"
-            f"{r['cv_accuracy']:>9.4f}{r['test_accuracy']:>10.4f}{r['fit_seconds']:>8.1f}"
-            f"{kb(r['model_bytes']):>11}")
-    serving = (f"  {'family':<{width - 2}}{'dims':>5}{'f32 KB':>9}{'f32 acc':>9}"
-               f"{'int8 KB':>10}{'int8 acc':>10}")
-    lines += ["", serving, "-" * len(serving)]
-    for i, r in enumerate(rows):
-        cells = ""
-        for d in ("float32", "int8"):
-            size_width = 9 if d == "float32" else 10
-            acc_width = 9 if d == "float32" else 10
-            if r[f"{d}_bytes"] is None:
-                cells += f"{'-':>{size_width}}{'-':>{acc_width - 1}} "
-            else:
-                mark = "*" if r.get(f"{d}_pareto") else " "
-                cells += (f"{kb(r[f'{d}_bytes']):>{size_width}}"
-                          f"{r[f'{d}_accuracy']:>{acc_width - 1}.4f}{mark}")
-        lines.append(f"{'>' if i == chosen else ' '} {r['family']:<{width - 2}}{r['dims']:>5}"
-                     + cells.rstrip())
-    if rule == "within-noise":
-        lines.append("> the chosen candidate: the smallest int8 artifact within one standard")
-        lines.append("  deviation (over the folds) of the best CV accuracy; * on the accuracy-")
-        lines.append("  versus-size Pareto front: no other artifact is smaller and as accurate")
-    else:
-        lines.append("> the chosen candidate (best CV accuracy); * on the accuracy-versus-size")
-        lines.append("  Pareto front of the artifacts: no other is smaller and as accurate")
-    return "\n".join(lines)
-
-
-def _plot(rows):
-    """The demo's two plots, as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, cost) = plt.subplots(1, 2, figsize=(11, 4))
-    _plot_pareto(cost, rows)
-    for family in dict.fromkeys(r["family"] for r in rows):
-        mine = sorted((r for r in rows if r["family"] == family), key=lambda r: r["dims"])
-        (line,) = ax.plot([r["dims"] for r in mine], [r["test_accuracy"] for r in mine],
-                          marker="o", label=f"{family} (test)")
-        ax.plot([r["dims"] for r in mine], [r["cv_accuracy"] for r in mine],
-                linestyle="--", alpha=0.6, color=line.get_color(), label=f"{family} (CV)")
-    chosen = [r for r in rows if r.get("chosen")]
-    if chosen:
-        ax.scatter([chosen[0]["dims"]], [chosen[0]["test_accuracy"]], marker="*", s=220,
-                   color="black", zorder=5, label=f"chosen: {chosen[0]['family']}")
-    dims = sorted({r["dims"] for r in rows})
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(dims, [str(d) for d in dims])
-    ax.minorticks_off()
-    ax.set_xlabel("n_components")
-    ax.set_ylabel("accuracy")
-    ax.set_title("skquant demo: accuracy against dimensions")
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=100)
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
-
-
-def _plot_pareto(ax, rows):
-    """Test accuracy against artifact bytes, the Pareto front joined: one
-    colour per family, one marker per dtype, the chosen model starred."""
-    front = []
-    families = list(dict.fromkeys(r["family"] for r in rows))
-    colours = {family: f"C{i % 10}" for i, family in enumerate(families)}
-    for dtype, marker in (("float32", "o"), ("int8", "s")):
-        for family in families:
-            mine = [r for r in rows if r["family"] == family and r[f"{dtype}_bytes"]]
-            ax.scatter([r[f"{dtype}_bytes"] for r in mine],
-                       [r[f"{dtype}_accuracy"] for r in mine], marker=marker, alpha=0.6,
-                       color=colours[family], label=f"{family} {dtype}")
-        front += [(r[f"{dtype}_bytes"], r[f"{dtype}_accuracy"]) for r in rows
-                  if r[f"{dtype}_pareto"]]
-    for r in rows:
-        if r.get("chosen") and r["int8_bytes"] is not None:
-            ax.scatter([r["int8_bytes"]], [r["int8_accuracy"]], marker="*", s=220,
-                       color="black", zorder=5, label="chosen (int8)")
-    front.sort()
-    ax.plot([p[0] for p in front], [p[1] for p in front], color="black", linewidth=1,
-            label="Pareto front")
-    ax.set_xscale("log")
-    ax.set_xlabel("artifact bytes")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("accuracy against size")
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3)
+def _demo_outputs(directory, *, force, inputs):
+    """Check ``--output-dir`` before the search: a new or empty directory
+    (any directory with ``force``), whose three files are none of the
+    inputs. Returns ``{file name: path}``."""
+    if not directory:
+        raise OutputError("--output-dir is empty; give the path of a new or empty directory.")
+    names = (_DEMO_MODEL, _DEMO_TABLE, _DEMO_PLOT)
+    paths = {name: os.path.join(directory, name) for name in names}
+    if os.path.isdir(directory):
+        entries = sorted(os.listdir(directory))
+        if entries and not force:
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise OutputError(
+                f"--output-dir {directory} is not empty (it holds {shown}); the demo "
+                "writes into a new or empty directory, so that it never replaces an "
+                "earlier run's results. Choose another --output-dir, or pass --force "
+                f"to replace its {', '.join(names)} (nothing else in it is touched)."
+            )
+        for path in paths.values():
+            check_output_path(path, inputs=inputs, force=True, what="the demo's output")
+        return paths
+    if os.path.lexists(directory):
+        raise OutputError(
+            f"--output-dir {directory} exists and is not a directory; give the path "
+            "of a new or empty directory.")
+    # a directory to be created: its nearest existing parent must be a
+    # writable directory
+    parent = os.path.dirname(os.path.abspath(directory))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise OutputError(f"--output-dir {directory}: {parent} is a file, not a directory.")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"--output-dir {directory}: cannot create it, {parent} is not "
+                          "writable.")
+    return paths

@@ -479,10 +479,10 @@ def test_demo_end_to_end_then_a_forced_rerun(small_digits, tmp_path, capsys):
 @pytest.fixture
 def no_search(monkeypatch):
     """Make the demo's data loading and search fail the test if they run."""
-    import skquant.cli
+    import skquant._demo
     from sklearn.model_selection import GridSearchCV
 
-    monkeypatch.setattr(skquant.cli, "_load_demo_data", _not_called("reading the data"))
+    monkeypatch.setattr(skquant._demo, "_load_demo_data", _not_called("reading the data"))
     monkeypatch.setattr(GridSearchCV, "fit", _not_called("the search"))
 
 
@@ -730,7 +730,7 @@ def test_predict_with_a_csv_lacking_the_models_named_columns(tmp_path, capsys):
 
 
 def test_pareto_front_marks_the_undominated_models():
-    from skquant.cli import _mark_pareto_front
+    from skquant._demo_report import _mark_pareto_front
 
     rows = [
         {"float32_bytes": 400, "float32_accuracy": 0.97, "int8_bytes": 100, "int8_accuracy": 0.96},
@@ -835,7 +835,7 @@ def test_quantize_onnx_keeps_the_safety_rules(trained, tmp_path, capsys):
 
 
 def test_the_demo_names_each_family_s_best_and_the_winner():
-    from skquant.cli import _family_summary
+    from skquant._demo_report import _family_summary
 
     rows = [
         {"family": "column:pca", "dims": 16, "cv_accuracy": 0.95, "test_accuracy": 0.96},
@@ -1145,8 +1145,7 @@ def test_the_demo_keeps_each_candidate_s_own_projection(small_digits):
     # get its own copy, or a later candidate's refit changes the model kept
     from sklearn.model_selection import GridSearchCV
 
-    from skquant._demo import _best_by_cv
-    from skquant.cli import _search_and_refit
+    from skquant._demo import _best_by_cv, _search_and_refit
     from skquant.pipeline import projection_grid
 
     X, y = small_digits
