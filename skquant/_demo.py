@@ -20,10 +20,11 @@ from ._demo_report import (
     _print_warnings,
 )
 
-# what `skquant demo` writes into its --output-dir
 # the demo's default search: each family's default method, and the union
 # of principal components and the spectral embedding (the best on digits)
 _DEMO_KINDS = "column:pca,tree:tsvq,graph:spectral,union:pca+spectral"
+# what `skquant demo` writes into its --output-dir (the first: the chosen
+# pipeline, under the name it has always had)
 _DEMO_MODEL = "best_pipeline.joblib"
 _DEMO_TABLE = "results.csv"
 _DEMO_PLOT = "accuracy_vs_dims.png"

@@ -279,7 +279,7 @@ class TreeProjection(BaseProjection):
 
     def __getstate__(self):
         # the base finalizes first: buffered rows are folded in, so a pickle
-        # never holds the stream buffer or the growth sample
+        # holds neither the stream buffer nor, once finalized, the growth sample
         state = super().__getstate__()
         if state.get("_pending") is not None and not state.get("_needs_finalize"):
             # pickled before the sample was full: the trees grown on the rows
