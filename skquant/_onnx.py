@@ -30,6 +30,7 @@ from . import _registry
 from ._atomic import check_output_path, write_bytes
 from ._registry import emitter_for, register_emitter
 from .runtime import _steps
+from .runtime._pipeline import is_count
 
 # a standard opset that onnxruntime has long supported: ReduceSum takes its
 # axes as an input (13 and later), ReduceMin still as an attribute (< 18)
@@ -770,21 +771,16 @@ def load_onnx_model(path):
     categorical = metadata.get("skquant.categorical", "")
     if (inputs != ([_INPUT, _TEXT_INPUT] if categorical else [_INPUT])
             or outputs != [_LABEL, _PROBABILITIES]
-            or not all(_is_count(part) for part in categorical.split(",") if categorical)
-            or not all(_is_count(part) for part in metadata.get("skquant.unread", "").split(",")
+            or not all(is_count(part) for part in categorical.split(",") if categorical)
+            or not all(is_count(part) for part in metadata.get("skquant.unread", "").split(",")
                        if metadata.get("skquant.unread"))
-            or not _is_count(metadata.get("skquant.n_features_in", ""))
+            or not is_count(metadata.get("skquant.n_features_in", ""))
             or metadata.get("skquant.cleans") not in ("0", "1")):
         raise ValueError(
             f"{os.fspath(path)} claims to come from skquant.export_onnx, but its "
             f"inputs {inputs}, outputs {outputs} or metadata are not those that "
             "export_onnx writes: it was changed since. Export the model again.")
     return model
-
-
-def _is_count(text):
-    """Whether ``text`` is a plain decimal number ("²" is a digit to str)."""
-    return text.isascii() and text.isdigit()
 
 
 def _feed(model, X):
@@ -796,7 +792,7 @@ def _feed(model, X):
     categorical = [int(part) for part in metadata.get("skquant.categorical", "").split(",")
                    if part]
     unread = {int(part) for part in metadata.get("skquant.unread", "").split(",") if part}
-    from .runtime._pipeline import _has_text, refuse_beyond_float32, split_table, text_input
+    from .runtime._pipeline import _has_text, float32_rows, split_table, text_input
 
     if not categorical and not (unread and _has_text(X, only_in=unread)):
         return {_INPUT: _checked_rows(model, X)}
@@ -805,10 +801,7 @@ def _feed(model, X):
     if not categorical:
         return {_INPUT: _checked_rows(model, numbers)}
     text = text_input(numbers, texts, categorical)  # (marks the missing ones in numbers)
-    with np.errstate(over="ignore"):
-        rows = numbers.astype(np.float32)
-    refuse_beyond_float32(numbers, rows, "ONNX model")
-    return {_INPUT: rows, _TEXT_INPUT: text}
+    return {_INPUT: float32_rows(numbers, "ONNX model"), _TEXT_INPUT: text}
 
 
 def _checked_rows(model, X):
@@ -831,11 +824,9 @@ def _checked_rows(model, X):
     if values.shape[1] != n_features:
         raise ValueError(f"X has {values.shape[1]} features, but the ONNX model is "
                          f"expecting {n_features} features as input.")
-    with np.errstate(over="ignore"):
-        rows = np.ascontiguousarray(values, dtype=np.float32)
-    from .runtime._pipeline import refuse_beyond_float32
+    from .runtime._pipeline import float32_rows
 
-    refuse_beyond_float32(values, rows, "ONNX model", metadata["skquant.cleans"] == "1")
+    rows = float32_rows(values, "ONNX model", metadata["skquant.cleans"] == "1")
     if metadata["skquant.cleans"] != "1" and rows.size and not np.isfinite(rows).all():
         row, column = np.argwhere(~np.isfinite(rows))[0]
         raise ValueError(

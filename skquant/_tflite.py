@@ -15,6 +15,7 @@ from ._atomic import check_output_path, write_bytes
 from ._export import _DTYPES, quantize
 from ._registry import emitter_for, register_emitter
 from .runtime import _steps
+from .runtime._pipeline import is_count
 
 
 def _tensorflow():
@@ -50,7 +51,7 @@ def _positions(name, prefix):
     if not name.startswith(prefix + "_"):
         return None
     parts = name[len(prefix) + 1:].split("_")
-    if not all(part.isascii() and part.isdigit() for part in parts):
+    if not all(is_count(part) for part in parts):
         return None
     return [int(part) for part in parts]
 
@@ -408,16 +409,14 @@ def _interpreter(path=None, content=None):
 
 
 def _run(interpreter, X, where):
+    from .runtime._pipeline import _has_text, float32_rows
+
     inputs = interpreter.get_signature_list().get("serving_default", {}).get("inputs", [])
     text_names = [name for name in inputs if _text_positions(name) is not None]
     unread_names = [name for name in inputs if _positions(name, _UNREAD_PREFIX) is not None]
-    from .runtime._pipeline import _has_text
-
     unread = _positions(unread_names[0], _UNREAD_PREFIX) if unread_names else []
     if text_names or (unread and _has_text(X, only_in=unread)):
-        return _run_table(interpreter, inputs, text_names, unread_names, X, where)
-    from .runtime._pipeline import refuse_beyond_float32
-
+        return _run_table(interpreter, inputs, text_names, unread_names, unread, X, where)
     try:
         values = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -429,9 +428,7 @@ def _run(interpreter, X, where):
             f"X must be a 2-D array of shape (n_samples, {width}) for {where}, got one "
             f"of shape {values.shape}" + ("; reshape a single row with X.reshape(1, -1)."
                                           if values.ndim == 1 else "."))
-    with np.errstate(over="ignore"):
-        X = values.astype(np.float32)
-    refuse_beyond_float32(values, X, "TFLite model", cleans=False)  # (it may not clean)
+    X = float32_rows(values, "TFLite model", cleans=False)  # (it may not clean)
     interpreter.resize_tensor_input(entry["index"], list(X.shape))
     interpreter.allocate_tensors()
     interpreter.set_tensor(entry["index"], X)
@@ -439,15 +436,14 @@ def _run(interpreter, X, where):
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).copy()
 
 
-def _run_table(interpreter, inputs, text_names, unread_names, X, where):
+def _run_table(interpreter, inputs, text_names, unread_names, unread, X, where):
     """Run a model on the raw table ``X``: its numbers to the numeric input
     (NaN at a categorical position where the value is missing; nothing read
     at the columns the Cleaner dropped) and its categorical columns' text to
     the text input, as :func:`skquant.run_onnx` feeds them."""
-    from .runtime._pipeline import refuse_beyond_float32, split_table, text_input
+    from .runtime._pipeline import float32_rows, split_table, text_input
 
     positions = _text_positions(text_names[0]) if text_names else []
-    unread = _positions(unread_names[0], _UNREAD_PREFIX) if unread_names else []
     numeric_name = unread_names[0] if unread_names else _INPUT
     numeric = next((entry for entry in interpreter.get_input_details()
                     if entry["name"].endswith(f"_{numeric_name}:0")), None)
@@ -464,8 +460,6 @@ def _run_table(interpreter, inputs, text_names, unread_names, X, where):
     feed = {}
     if positions:  # (marks the missing ones in numbers)
         feed[text_names[0]] = text_input(numbers, texts, positions)
-    with np.errstate(over="ignore"):
-        feed[numeric_name] = numbers.astype(np.float32)
-    refuse_beyond_float32(numbers, feed[numeric_name], "TFLite model")
+    feed[numeric_name] = float32_rows(numbers, "TFLite model")
     out = interpreter.get_signature_runner("serving_default")(**feed)
     return np.asarray(next(iter(out.values()))).copy()

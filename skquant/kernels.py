@@ -133,6 +133,16 @@ def select(X, columns):
     return X[:, columns]
 
 
+def local_frame(axes, prototypes):
+    """The local-axes arrays :func:`closeness` takes, from ``axes`` of shape
+    ``(n_prototypes * m, n_features)`` (each prototype's ``m`` axes as rows,
+    prototype by prototype) and the ``prototypes``: the axes transposed,
+    contiguous, and each axis's product with its prototype (``U c``)."""
+    k, d = prototypes.shape
+    offsets = np.einsum("kmd,kd->km", axes.reshape(k, -1, d), prototypes).ravel()
+    return np.ascontiguousarray(axes.T), offsets
+
+
 def closeness(centred, minus_twice_prototypes, prototype_norms, factor, axes=None,
               axis_offsets=None):
     """TSVQ: distance to every prototype, times ``factor`` (negative).

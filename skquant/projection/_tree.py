@@ -743,9 +743,8 @@ class TreeProjection(BaseProjection):
         axes = self._axes_or_none()
         if axes is None:
             return None, None
-        offsets = np.einsum("kmd,kd->km", axes, self._prototypes).ravel()
-        flat = axes.reshape(-1, axes.shape[2])
-        return np.ascontiguousarray(flat.T.astype(dtype)), offsets.astype(dtype)
+        axes_t, offsets = kernels.local_frame(axes.reshape(-1, axes.shape[2]), self._prototypes)
+        return axes_t.astype(dtype), offsets.astype(dtype)
 
     def _closeness(self, X):
         axes, offsets = self._local_arrays(X.dtype)

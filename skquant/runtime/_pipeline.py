@@ -156,6 +156,23 @@ def refuse_beyond_float32(values, rows, what, cleans=True):
                 if cleans else "."))
 
 
+def float32_rows(values, what, cleans=True):
+    """``values`` as contiguous float32 rows, for a model that computes in
+    float32 (ONNX, TFLite), refusing a finite value that becomes infinite on
+    the way (:func:`refuse_beyond_float32`)."""
+    with np.errstate(over="ignore"):
+        rows = np.ascontiguousarray(values, dtype=np.float32)
+    refuse_beyond_float32(values, rows, what, cleans)
+    return rows
+
+
+def is_count(text):
+    """Whether ``text`` is a plain decimal number, as an exported model's
+    metadata and input names write column positions ("²" is a digit to
+    ``str.isdigit``)."""
+    return text.isascii() and text.isdigit()
+
+
 def unread_columns(clean, n_features):
     """The input columns a pipeline's first step (a Clean step) reads
     nothing from: those its Cleaner dropped, text ones included."""

@@ -221,10 +221,7 @@ class DistanceOp:
         if axes is not None:
             # each axis's product with its prototype, in the frame used here
             # (|U (x - c)| <= |x - c|: the bounds below hold for it too)
-            k = prototypes.shape[0]
-            self.axis_offsets = np.einsum(
-                "kmd,kd->km", axes.reshape(k, -1, width), prototypes).ravel()
-            self.axes_t = np.ascontiguousarray(axes.T)
+            self.axes_t, self.axis_offsets = kernels.local_frame(axes, prototypes)
         self.where, self.width = where, prototypes.shape[0]
         self.bound, self.check = None, True
         if bound is not None:

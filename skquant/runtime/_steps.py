@@ -280,7 +280,7 @@ class Closeness:
         self.axis_norm = 0.0  # the largest norm of a local axis
         if get.has("axes") or get.has("axes.q"):
             self.axes = get("axes")  # (k m, d), prototype by prototype
-            k, d = self.prototypes.shape
+            d = self.prototypes.shape[1]
             # unit vectors (or zero), give or take their quantization: an
             # int8 row is off by at most half a step per element
             allowed = 1.001 + math.sqrt(d) / 254
@@ -295,13 +295,11 @@ class Closeness:
                     "quantized). The artifact was changed or is not from skquant.quantize.")
             self.axis_norm = float(norms.max(initial=0.0))
             with np.errstate(over="ignore", invalid="ignore"):
-                self.axis_offsets = np.einsum(
-                    "kmd,kd->km", self.axes.reshape(k, -1, d), self.prototypes).ravel()
+                self.axes_t, self.axis_offsets = kernels.local_frame(self.axes, self.prototypes)
             if not np.isfinite(self.axis_offsets).all():
                 raise ArtifactError(
                     "the closeness step's local axes times its prototypes overflow "
                     "float32: no input could be served.")
-            self.axes_t = np.ascontiguousarray(self.axes.T)
         with np.errstate(over="ignore"):
             self.norms = np.einsum("ij,ij->i", self.prototypes, self.prototypes)
         if not np.isfinite(self.norms).all():
