@@ -46,6 +46,7 @@ from ._tree_local import leaf_axes
 from ._tree_random import cooccurrence, grow_forest, indicator_axes, leaf_indices
 from ._tree_structure import (
     RoutingBlock, block_exits, buckets, depths, forest_arrays, grow, leaf_order,
+    move_prototypes,
 )
 
 # Rows per streamed block (and routing call): up to 32,768, and at most
@@ -662,47 +663,13 @@ class TreeProjection(BaseProjection):
         return columns
 
     def _update_prototypes(self, centred, lloyd):
-        """Assign the rows to leaves and move the leaf prototypes to them.
-
-        ``lloyd``: a Lloyd iteration on the sample, each row assigned to its
-        exact nearest leaf and each prototype moved to the mean of its rows;
-        a leaf that gets no row keeps its prototype. Otherwise a mini-batch
-        step over new rows, each routed down the tree: every prototype
-        becomes the mean of all the rows it has received (MacQueen's online
-        k-means). Internal nodes follow as size-weighted means of their
-        children.
-        """
+        """Assign the rows to leaves (their exact nearest with ``lloyd``, a
+        Lloyd iteration on the sample; else routed down the tree, a
+        mini-batch step) and move the prototypes (see
+        :func:`._tree_structure.move_prototypes`)."""
         columns = self._nearest(centred) if lloyd else self._route(centred)
-        k = self._leaves.size
-        counts = np.bincount(columns, minlength=k).astype(np.float64)
-        # summing rows by leaf: a one-nonzero-per-row sparse product is one
-        # pass over the rows
-        membership = scipy.sparse.csr_matrix(
-            (np.ones(columns.size, dtype=centred.dtype), columns, np.arange(columns.size + 1)),
-            shape=(columns.size, k),
-        )
-        sums = np.asarray(membership.T @ centred, dtype=np.float64)
-        leaves = self._leaves
-        hit = counts > 0
-        if lloyd:
-            total = counts
-            self._centers[leaves[hit]] = sums[hit] / counts[hit, None]
-        else:
-            total = self._sizes[leaves] + counts
-            old = self._centers[leaves[hit]]
-            self._centers[leaves[hit]] = old + (sums[hit] - counts[hit, None] * old) / total[hit, None]
-        self._sizes[leaves] = total
-        for nodes in self._internal_by_depth:
-            left, right = self._children[nodes, 0], self._children[nodes, 1]
-            size_left, size_right = self._sizes[left], self._sizes[right]
-            size = size_left + size_right
-            self._sizes[nodes] = size
-            filled = size > 0  # a node that got no row keeps its prototype
-            nodes, left, right = nodes[filled], left[filled], right[filled]
-            self._centers[nodes] = (
-                size_left[filled, None] * self._centers[left]
-                + size_right[filled, None] * self._centers[right]
-            ) / size[filled, None]
+        move_prototypes(centred, columns, self._centers, self._sizes, self._leaves,
+                        self._children, self._internal_by_depth, lloyd)
         self._set_routing()
 
     def _finalize_tsvq(self):

@@ -3,13 +3,15 @@
 ``grow`` builds the binary tree by bisecting 2-means; ``leaf_order``,
 ``depths`` and ``buckets`` describe it; ``RoutingBlock`` batches the
 hyperplane tests of a block of nodes into one matrix product, which
-``block_exits`` routes rows through. The estimator
+``block_exits`` routes rows through; ``move_prototypes`` updates the
+prototypes from the rows assigned to them. The estimator
 (``_tree.TreeProjection``) owns the fitted state and the streaming.
 """
 
 import heapq
 
 import numpy as np
+import scipy.sparse
 
 from .._registry import index_dtype
 
@@ -233,6 +235,49 @@ def block_exits(block, part, normals, offsets, inverse_norms, probe):
     for _ in range(block.depth - 1):
         other = block.table[other, flat_right[base + np.minimum(other, m)]]
     return exits, block.exits[other - m]
+
+
+def move_prototypes(centred, columns, centers, sizes, leaves, children, internal_by_depth,
+                    lloyd):
+    """Move the prototypes to the rows assigned to them, in place.
+
+    ``columns`` is each row's leaf (a column of ``leaves``). ``lloyd``: a
+    Lloyd iteration on the sample, each prototype moved to the mean of its
+    rows; a leaf that gets no row keeps its prototype. Otherwise a
+    mini-batch step over new rows: every prototype becomes the mean of all
+    the rows it has received (MacQueen's online k-means). Internal nodes
+    follow as size-weighted means of their children (``internal_by_depth``:
+    the internal nodes, deepest level first). ``centers`` and ``sizes`` are
+    updated.
+    """
+    k = leaves.size
+    counts = np.bincount(columns, minlength=k).astype(np.float64)
+    # summing rows by leaf: a one-nonzero-per-row sparse product is one
+    # pass over the rows
+    membership = scipy.sparse.csr_matrix(
+        (np.ones(columns.size, dtype=centred.dtype), columns, np.arange(columns.size + 1)),
+        shape=(columns.size, k),
+    )
+    sums = np.asarray(membership.T @ centred, dtype=np.float64)
+    hit = counts > 0
+    if lloyd:
+        total = counts
+        centers[leaves[hit]] = sums[hit] / counts[hit, None]
+    else:
+        total = sizes[leaves] + counts
+        old = centers[leaves[hit]]
+        centers[leaves[hit]] = old + (sums[hit] - counts[hit, None] * old) / total[hit, None]
+    sizes[leaves] = total
+    for nodes in internal_by_depth:
+        left, right = children[nodes, 0], children[nodes, 1]
+        size_left, size_right = sizes[left], sizes[right]
+        size = size_left + size_right
+        sizes[nodes] = size
+        filled = size > 0  # a node that got no row keeps its prototype
+        nodes, left, right = nodes[filled], left[filled], right[filled]
+        centers[nodes] = (
+            size_left[filled, None] * centers[left] + size_right[filled, None] * centers[right]
+        ) / size[filled, None]
 
 
 def buckets(children, leaves):
